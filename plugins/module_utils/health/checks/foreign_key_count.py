@@ -1,0 +1,16 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""foreign_key_count: how many foreign keys the database has (user schemas, extensions excluded)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.pgops.runbook.plugins.module_utils.catalog import not_extension_member, user_namespace
+from ansible_collections.pgops.runbook.plugins.module_utils.health.check import object_count_check
+
+SQL = ("SELECT count(*) AS n FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE c.contype = 'f' AND "
+       + user_namespace("n") + " AND " + not_extension_member("c.oid", "pg_constraint"))
+
+
+CHECK = object_count_check("foreign_key_count", "foreign keys", SQL)

@@ -1,0 +1,41 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""unused_indexes: sizeable indexes never scanned since the statistics were reset
+(unique and constraint indexes excluded: they enforce rules even unscanned)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.pgops.runbook.plugins.module_utils.health.check import HealthCheck, count_outcome
+
+SQL = """
+SELECT s.schemaname || '.' || s.indexrelname AS index, s.schemaname || '.' || s.relname AS "table",
+       c.relpages::bigint * current_setting('block_size')::int AS bytes
+FROM pg_stat_user_indexes s
+JOIN pg_index i ON i.indexrelid = s.indexrelid
+JOIN pg_class c ON c.oid = s.indexrelid
+WHERE s.idx_scan = 0 AND NOT i.indisunique AND i.indisvalid
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = s.indexrelid)
+  AND c.relpages::bigint * current_setting('block_size')::int >= %(min_bytes)s
+ORDER BY bytes DESC
+LIMIT 100
+"""
+
+
+def statement(context, thresholds):
+    return SQL, dict(min_bytes=thresholds["min_size_bytes"])
+
+
+def evaluate(rows, thresholds, context):
+    return count_outcome(rows, thresholds, "unused indexes of %s bytes or more" % thresholds["min_size_bytes"],
+                         lambda r: "%s (%.1f MB)" % (r["index"], r["bytes"] / 1048576.0))
+
+
+CHECK = HealthCheck(
+    name="unused_indexes",
+    description="Non-unique indexes of min_size_bytes or more with no scan since the statistics were reset (sizes from relpages).",
+    sql=statement,
+    evaluate=evaluate,
+    thresholds=dict(min_size_bytes=10485760, warning_count=1, critical_count=None),
+)
