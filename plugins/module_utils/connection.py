@@ -250,4 +250,6 @@ def explain_query_error(exc, what):
         return "Permission denied while reading %s: %s" % (what, detail)
     if code == "57014":
         return "Reading %s was cancelled by statement_timeout: %s" % (what, detail)
+    if code == "55P03":
+        return "Reading %s gave up waiting for a lock another session holds (lock_timeout): %s" % (what, detail)
     return "Reading %s failed: %s" % (what, detail)

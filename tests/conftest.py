@@ -1,0 +1,48 @@
+"""Shared fixtures: a throw-away PostgreSQL primary with a streaming standby, and
+plays run through ansible-runner against it."""
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from tests.harness.collection import ensure_collection_path  # noqa: E402
+
+ensure_collection_path()
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A running primary (SSL, scram, pg_stat_statements, archiving) and standby."""
+    from tests.harness.cluster import Cluster
+    cl = Cluster()
+    try:
+        cl.start_primary()
+        cl.start_standby()
+        yield cl
+    finally:
+        cl.stop()
+
+
+@pytest.fixture(scope="session")
+def pg(cluster):
+    """Connection facts of the primary."""
+    return cluster.describe()
+
+
+def connection_vars(pg, user="pgops_admin", db="appdb", port=None, **extra):
+    """Module options for connecting as one of the harness roles over TCP + SSL."""
+    opts = dict(login_host=pg["host"], login_port=port or pg["port"], login_user=user,
+                login_password=pg["passwords"][user] if user in pg["passwords"] else pg["superuser_password"],
+                login_db=db, ssl_mode="verify-full", ca_cert=pg["ca_cert"])
+    opts.update(extra)
+    return opts
+
+
+@pytest.fixture
+def conn_opts(pg):
+    return connection_vars(pg)
