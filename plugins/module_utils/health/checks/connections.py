@@ -22,8 +22,9 @@ WHERE backend_type = 'client backend'
 
 def evaluate(rows, thresholds, context):
     row = rows[0]
-    pct = round(100.0 * row["used"] / row["max_connections"], 1)
+    pct = 100.0 * row["used"] / row["max_connections"]
     status = grade_above(pct, thresholds["warning_pct"], thresholds["critical_pct"])
+    pct = round(pct, 1)
     return Outcome(status, "%d of %d connections in use (%.1f %%; %d active, %d idle, %d idle in transaction)." % (
         row["used"], row["max_connections"], pct, row["active"], row["idle"], row["idle_in_transaction"]), pct, row)
 

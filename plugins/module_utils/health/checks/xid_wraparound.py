@@ -29,13 +29,14 @@ LEFT JOIN LATERAL (
 def evaluate(rows, thresholds, context):
     row = rows[0]
     age = max(row["database_age"] or 0, row["table_age"] or 0)
-    pct = round(100.0 * age / row["freeze_max_age"], 2)
-    mxid_pct = round(100.0 * (row["database_multixact_age"] or 0) / row["multixact_freeze_max_age"], 2)
+    # Graded unrounded: with a large autovacuum_freeze_max_age small thresholds matter.
+    pct = 100.0 * age / row["freeze_max_age"]
+    mxid_pct = 100.0 * (row["database_multixact_age"] or 0) / row["multixact_freeze_max_age"]
     status = worst([grade_above(pct, thresholds["warning_pct"], thresholds["critical_pct"]),
                     grade_above(mxid_pct, thresholds["warning_pct"], thresholds["critical_pct"]),
                     CRITICAL if age >= thresholds["critical_age"] else "ok"])
-    text = ("Oldest transaction ID age %d (%.2f %% of autovacuum_freeze_max_age %d): database %s, table %s; "
-            "multixact age %.2f %% of its limit.") % (age, pct, row["freeze_max_age"], row["oldest_database"],
+    text = ("Oldest transaction ID age %d (%.4f %% of autovacuum_freeze_max_age %d): database %s, table %s; "
+            "multixact age %.4f %% of its limit.") % (age, pct, row["freeze_max_age"], row["oldest_database"],
                                                        row["oldest_table"], mxid_pct)
     return Outcome(status, text, age, row)
 
