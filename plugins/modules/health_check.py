@@ -15,8 +15,11 @@ description:
     C(ok), C(warning), C(critical) or C(skipped), with the value measured, the
     thresholds applied and a one-sentence message.
   - Sends a fixed number of SQL statements whatever the number of tables (one for
-    the shared context and at most one per check); only the opt-in
-    C(orphaned_records) check sends one statement per relationship.
+    the shared context and at most one per check), with two exceptions - the opt-in
+    C(orphaned_records) check sends one statement per relationship, and
+    C(sequence_exhaustion) one per 500 sequences, because reading a sequence locks
+    it until the statement ends and thousands of locks at once could exhaust the
+    server's lock table for every session.
   - The session is read-only, with O(statement_timeout) and a 2 s C(lock_timeout)
     so that a check never queues behind a migration's lock.
   - A check the login role may not run is C(skipped) with the reason, never a failure.

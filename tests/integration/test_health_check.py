@@ -257,6 +257,21 @@ def test_sequences_near_exhaustion_including_integer_column_cap(cluster, pg, hea
     assert "public.roomy" not in found
 
 
+def test_thousands_of_sequences_are_read_in_chunks_without_exhausting_the_lock_table(cluster, pg):
+    """One statement over every sequence would lock them all at once (max_locks_per_transaction
+    64 x 65 slots here); the check reads 500 per statement and still finds the last one."""
+    cluster.primary.execute("CREATE DATABASE manyseq")
+    cluster.primary.execute("DO $$ BEGIN FOR i IN 1..4500 LOOP EXECUTE format('CREATE SEQUENCE s%s', i); "
+                            "EXECUTE format('SELECT nextval(%L)', 's' || i); END LOOP; END $$", dbname="manyseq")
+    cluster.primary.execute("CREATE SEQUENCE zz_last AS smallint; SELECT setval('zz_last', 32000)", dbname="manyseq")
+    result, _ = health(pg, conn=connection_vars(pg, db="manyseq"), checks=["sequence_exhaustion"])
+    item = by_name(result)["sequence_exhaustion"]
+    assert item["status"] == "critical", item["message"]
+    assert [d["sequence"] for d in item["details"]] == ["public.zz_last"]
+    # context + listing + ceil(4501 / 500) chunks
+    assert result["statements"] == 1 + 1 + 10
+
+
 def test_prepared_transaction_left_open(cluster, pg):
     conn = cluster.primary.connect("appdb")
     conn.autocommit = False

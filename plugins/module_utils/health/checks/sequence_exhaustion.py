@@ -2,7 +2,13 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """sequence_exhaustion: sequences close to their limit, the limit being the lower
 of the sequence's maximum and the type of the column it feeds (a bigint sequence
-feeding an integer column overflows at 2^31)."""
+feeding an integer column overflows at 2^31).
+
+Reading a sequence's last value (pg_sequence_last_value) locks the sequence until
+the statement ends, so one statement over thousands of sequences can exhaust the
+server's shared lock table, for every session. The values are therefore read in
+chunks of CHUNK sequences: one statement per CHUNK sequences, after one listing them.
+"""
 
 from __future__ import absolute_import, division, print_function
 
@@ -11,19 +17,30 @@ __metaclass__ = type
 from ansible_collections.pgops.runbook.plugins.module_utils.catalog import user_namespace
 from ansible_collections.pgops.runbook.plugins.module_utils.health.check import HealthCheck, grade_above, worst, count_outcome
 
-SQL = """
-SELECT s.schemaname || '.' || s.sequencename AS sequence, s.last_value, s.min_value, s.max_value, s.increment_by,
-       col.relation AS column_table, col.attname AS column_name, col.column_type,
+CHUNK = 500
+
+LIST_SQL = """
+SELECT sc.oid AS seqrelid, n.nspname || '.' || sc.relname AS sequence, s.seqmin AS min_value, s.seqmax AS max_value,
+       s.seqincrement AS increment_by, col.relation AS column_table, col.attname AS column_name, col.column_type,
        CASE col.column_type WHEN 'smallint' THEN 32767 WHEN 'integer' THEN 2147483647 END AS column_max
-FROM pg_sequences s
-JOIN pg_namespace n ON n.nspname = s.schemaname
-JOIN pg_class sc ON sc.relname = s.sequencename AND sc.relnamespace = n.oid
+FROM pg_sequence s
+JOIN pg_class sc ON sc.oid = s.seqrelid
+JOIN pg_namespace n ON n.oid = sc.relnamespace
 LEFT JOIN LATERAL (
     SELECT d.refobjid::regclass::text AS relation, a.attname, format_type(a.atttypid, NULL) AS column_type
     FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
     WHERE d.classid = 'pg_class'::regclass AND d.objid = sc.oid AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')
     LIMIT 1) AS col ON true
-WHERE s.last_value IS NOT NULL AND """ + user_namespace("n")
+WHERE """ + user_namespace("n") + """
+ORDER BY sc.oid
+"""
+
+# Sequences the login role may not read are left out, as pg_sequences does.
+VALUES_SQL = """
+SELECT seqrelid, pg_sequence_last_value(seqrelid) AS last_value
+FROM unnest(%(oids)s::oid[]) AS seqrelid
+WHERE has_sequence_privilege(seqrelid, 'SELECT,USAGE')
+"""
 
 
 def usage_pct(row):
@@ -31,16 +48,21 @@ def usage_pct(row):
     limit = row["max_value"] if row["column_max"] is None else min(row["max_value"], row["column_max"])
     if row["increment_by"] > 0:
         span = float(limit - row["min_value"]) or 1.0
-        return round(100.0 * (row["last_value"] - row["min_value"]) / span, 2)
+        return 100.0 * (row["last_value"] - row["min_value"]) / span
     span = float(row["max_value"] - row["min_value"]) or 1.0
-    return round(100.0 * (row["max_value"] - row["last_value"]) / span, 2)
+    return 100.0 * (row["max_value"] - row["last_value"]) / span
 
 
 def evaluate(rows, thresholds, context):
     found = []
     for row in rows:
-        row["used_pct"] = usage_pct(row)
-        if row["used_pct"] >= thresholds["warning_pct"]:
+        if row.get("last_value") is None:  # never used, or not readable
+            continue
+        pct = usage_pct(row)
+        if pct >= thresholds["warning_pct"]:
+            row["status"] = grade_above(pct, thresholds["warning_pct"], thresholds["critical_pct"])
+            row["used_pct"] = round(pct, 2)
+            row.pop("seqrelid", None)
             found.append(row)
     found.sort(key=lambda r: -r["used_pct"])
     outcome = count_outcome(found, dict(warning_count=1), "sequences at %s %% of their range or more" % thresholds["warning_pct"],
@@ -48,14 +70,24 @@ def evaluate(rows, thresholds, context):
                                                        " (feeds %s column %s.%s)" % (r["column_type"], r["column_table"], r["column_name"])
                                                        if r["column_max"] else ""))
     if found:
-        outcome.status = worst(grade_above(r["used_pct"], thresholds["warning_pct"], thresholds["critical_pct"]) for r in found)
+        outcome.status = worst(r["status"] for r in found)
     return outcome
+
+
+def run(context, thresholds):
+    sequences = context.query(LIST_SQL)
+    by_oid = dict((row["seqrelid"], row) for row in sequences)
+    oids = list(by_oid)
+    for start in range(0, len(oids), CHUNK):
+        for value in context.query(VALUES_SQL, dict(oids=oids[start:start + CHUNK])):
+            by_oid[value["seqrelid"]]["last_value"] = value["last_value"]
+    return evaluate(sequences, thresholds, context)
 
 
 CHECK = HealthCheck(
     name="sequence_exhaustion",
-    description="Sequences that used warning_pct / critical_pct of their range, capped by the type of the column they feed.",
-    sql=SQL,
-    evaluate=evaluate,
+    description=("Sequences that used warning_pct / critical_pct of their range, capped by the type of the column "
+                 "they feed. Sends one statement per 500 sequences besides the listing (reading a sequence locks it)."),
+    run=run,
     thresholds=dict(warning_pct=75, critical_pct=90),
 )

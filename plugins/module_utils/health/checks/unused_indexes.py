@@ -7,17 +7,20 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.pgops.runbook.plugins.module_utils.catalog import user_namespace
 from ansible_collections.pgops.runbook.plugins.module_utils.health.check import HealthCheck, count_outcome
 
+# Size first (pg_class, cheap), statistics only for the indexes big enough to matter.
 SQL = """
-SELECT s.schemaname || '.' || s.indexrelname AS index, s.schemaname || '.' || s.relname AS "table",
+SELECT n.nspname || '.' || c.relname AS index, i.indrelid::regclass::text AS "table",
        c.relpages::bigint * current_setting('block_size')::int AS bytes
-FROM pg_stat_user_indexes s
-JOIN pg_index i ON i.indexrelid = s.indexrelid
-JOIN pg_class c ON c.oid = s.indexrelid
-WHERE s.idx_scan = 0 AND NOT i.indisunique AND i.indisvalid
-  AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = s.indexrelid)
-  AND c.relpages::bigint * current_setting('block_size')::int >= %(min_bytes)s
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_index i ON i.indexrelid = c.oid
+WHERE c.relkind = 'i' AND c.relpages::bigint * current_setting('block_size')::int >= %(min_bytes)s
+  AND NOT i.indisunique AND i.indisvalid AND """ + user_namespace("n") + """
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid)
+  AND pg_stat_get_numscans(c.oid) = 0
 ORDER BY bytes DESC
 LIMIT 100
 """
