@@ -71,7 +71,7 @@ options:
     type: int
   connect_params:
     description:
-      - Further libpq connection parameters, for example C({application_name: nightly, target_session_attrs: read-write}).
+      - "Further libpq connection parameters, for example C({application_name: nightly, target_session_attrs: read-write})."
       - A password or a connection string must not be given here; use O(login_password) or O(dsn).
     type: dict
     default: {}

@@ -23,8 +23,12 @@ def write_atomically(path, data, mode=0o644, option="dest"):
         raise PgopsError("Option %s: directory %s does not exist." % (option, directory))
     try:
         with open(path, "rb") as handle:
-            if handle.read() == data:
-                return False
+            same = handle.read() == data
+        if same:
+            if os.stat(path).st_mode & 0o7777 != mode:
+                os.chmod(path, mode)
+                return True
+            return False
     except (IOError, OSError):
         pass
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)

@@ -127,22 +127,32 @@ class ClientEnvironment:
         self.directory = None
 
     def __enter__(self):
+        lines = ["[%s]" % SERVICE_NAME]
+        lines.extend("%s=%s" % (key, _service_value(value)) for key, value in sorted(self.settings.keywords.items()))
+        password = self.settings.password
+        if password and ("\n" in password or "\r" in password):
+            raise PgopsError("The password contains a line break, which a password file cannot hold.")
         self.directory = tempfile.mkdtemp(prefix="pgops-client-")
         os.chmod(self.directory, 0o700)
+        try:
+            return self._write(lines, password)
+        except BaseException:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            raise
+
+    def _write(self, lines, password):
         env = dict(self.base_env)
         # Our settings win over the caller's service selection; unset PG*
         # variables still fill in what the settings leave open, as in libpq.
         for name in ("PGSERVICE", "PGSERVICEFILE", "PGPASSWORD"):
             env.pop(name, None)
         service_file = os.path.join(self.directory, "pg_service.conf")
-        lines = ["[%s]" % SERVICE_NAME]
-        lines.extend("%s=%s" % (key, _service_value(value)) for key, value in sorted(self.settings.keywords.items()))
         _write_private(service_file, "\n".join(lines) + "\n")
         env["PGSERVICEFILE"] = service_file
         env["PGSERVICE"] = SERVICE_NAME
-        if self.settings.password:
+        if password:
             passfile = os.path.join(self.directory, "pgpass")
-            _write_private(passfile, "*:*:*:*:%s\n" % _passfile_field(self.settings.password))
+            _write_private(passfile, "*:*:*:*:%s\n" % _passfile_field(password))
             env["PGPASSFILE"] = passfile
         return env
 
@@ -209,6 +219,11 @@ def run_pipeline(stages, env, consume=None, stdin=None, secrets=()):
             collectors.append(collector)
     except OSError as exc:
         _terminate(processes)
+        for proc in processes:
+            proc.stdout.close()
+            proc.wait()
+        for collector in collectors:
+            collector.join()
         raise PgopsError(redact("Cannot start %s: %s" % (os.path.basename(argv[0]), exc.strerror), secrets))
 
     result = None

@@ -92,6 +92,7 @@ class ConnectionSettings:
                 # The parser's message quotes the string, password included.
                 raise PgopsError("Option dsn is not a valid libpq connection URI or key=value string.")
             password = parsed.pop("password", None)
+            secrets.append(password)
             keywords.update(parsed)
 
         extra = params.get("connect_params") or {}

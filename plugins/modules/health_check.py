@@ -65,8 +65,8 @@ options:
     default: []
   thresholds:
     description:
-      - Per-check threshold overrides, for example
-        C({connections: {warning_pct: 70}, disk_space: {warning_free_pct: 40}}).
+      - "Per-check threshold overrides, for example
+        C({connections: {warning_pct: 70}, disk_space: {warning_free_pct: 40}})."
       - The checks and their thresholds are listed in the description above; an unknown
         check, an unknown threshold or a value of the wrong type is refused.
     type: dict

@@ -232,7 +232,7 @@ def run_health_checks(settings, checks=None, skip_checks=None, thresholds=None, 
         in_recovery=context.row["in_recovery"],
         checks=results,
         summary=summarize(results),
-        status=worst(r["status"] for r in results),
+        status=worst(r["status"] for r in results) if any(r["status"] != SKIPPED for r in results) else SKIPPED,
         statements=context.statements,
         duration_s=round(time.monotonic() - started, 3),
     )

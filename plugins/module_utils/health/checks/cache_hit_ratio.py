@@ -17,9 +17,9 @@ def evaluate(rows, thresholds, context):
     if total < thresholds["min_blocks"]:
         return Outcome(OK, "Only %d block reads since the statistics were reset: too few to judge." % total, None,
                        dict(blks_hit=hit, blks_read=read))
-    pct = round(100.0 * hit / total, 2)
+    pct = 100.0 * hit / total
     status = grade_below(pct, thresholds["warning_below_pct"], thresholds["critical_below_pct"])
-    return Outcome(status, "%.2f %% of block reads hit shared buffers." % pct, pct, dict(blks_hit=hit, blks_read=read))
+    return Outcome(status, "%.2f %% of block reads hit shared buffers." % pct, round(pct, 2), dict(blks_hit=hit, blks_read=read))
 
 
 CHECK = HealthCheck(

@@ -20,8 +20,9 @@ def evaluate(rows, thresholds, context):
     # A window shorter than an hour counts as one hour, so that a single deadlock
     # just after a restart does not read as hundreds per hour.
     hours = max(row["seconds"] / 3600.0, 1.0)
-    rate = round(row["deadlocks"] / hours, 3)
+    rate = row["deadlocks"] / hours
     status = grade_above(rate, thresholds["warning_per_hour"], thresholds["critical_per_hour"])
+    rate = round(rate, 3)
     return Outcome(status, "%d deadlocks since %s (%.3f per hour)." % (row["deadlocks"], row["since"].isoformat(), rate),
                    rate, dict(deadlocks=row["deadlocks"], since=row["since"].isoformat()))
 

@@ -36,10 +36,12 @@ def _standby_outcome(row, thresholds):
                        % (row["receiver_status"] or "not running"), None, row)
     delay = row["replay_delay_seconds"]
     status = grade_above(delay, thresholds["warning_lag_seconds"], thresholds["critical_lag_seconds"])
+    paused = " (replay paused)" if row["replay_paused"] else ""
     if row["replay_paused"]:
         status = worst([status, WARNING])
-    return Outcome(status, "Standby replay is %.1f s behind%s." % (delay, " (replay paused)" if row["replay_paused"] else ""),
-                   delay, row)
+    if delay is None:  # nothing replayed since the standby started, and WAL still arriving
+        return Outcome(status, "Standby receives WAL; no transaction replayed since it started%s." % paused, None, row)
+    return Outcome(status, "Standby replay is %.1f s behind%s." % (delay, paused), delay, row)
 
 
 def evaluate(rows, thresholds, context):
@@ -54,8 +56,9 @@ def evaluate(rows, thresholds, context):
         else:
             statuses.append(grade_above(row["replay_lag_seconds"], thresholds["warning_lag_seconds"],
                                         thresholds["critical_lag_seconds"]))
-        parts.append("%s %s, %s s / %s bytes behind" % (row["application_name"] or row["client_addr"], row["state"],
-                                                          row["replay_lag_seconds"], row["replay_lag_bytes"]))
+        lag = "no replay lag reported" if row["replay_lag_seconds"] is None else "%.1f s" % row["replay_lag_seconds"]
+        parts.append("%s %s, %s / %s bytes behind" % (row["application_name"] or row["client_addr"], row["state"],
+                                                       lag, row["replay_lag_bytes"]))
     streaming = sum(1 for r in rows if r["state"] == "streaming")
     expected = thresholds["min_standbys"]
     if expected is not None and streaming < expected:

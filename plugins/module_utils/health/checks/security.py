@@ -19,7 +19,7 @@ SELECT line_number, type, database, user_name, address, netmask, auth_method, er
 FROM pg_hba_file_rules ORDER BY line_number
 """
 
-_LOCAL_ADDRESSES = ("127.0.0.1", "::1", "samehost", None)
+_LOCAL_ADDRESSES = ("127.0.0.1", "::1", "localhost", "samehost", None)
 
 
 def _hba_findings(rules):

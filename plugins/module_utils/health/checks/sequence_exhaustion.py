@@ -22,7 +22,8 @@ CHUNK = 500
 LIST_SQL = """
 SELECT sc.oid AS seqrelid, n.nspname || '.' || sc.relname AS sequence, s.seqmin AS min_value, s.seqmax AS max_value,
        s.seqincrement AS increment_by, col.relation AS column_table, col.attname AS column_name, col.column_type,
-       CASE col.column_type WHEN 'smallint' THEN 32767 WHEN 'integer' THEN 2147483647 END AS column_max
+       CASE col.column_type WHEN 'smallint' THEN 32767 WHEN 'integer' THEN 2147483647 END AS column_max,
+       CASE col.column_type WHEN 'smallint' THEN -32768 WHEN 'integer' THEN -2147483648 END AS column_min
 FROM pg_sequence s
 JOIN pg_class sc ON sc.oid = s.seqrelid
 JOIN pg_namespace n ON n.oid = sc.relnamespace
@@ -44,12 +45,14 @@ WHERE has_sequence_privilege(seqrelid, 'SELECT,USAGE')
 
 
 def usage_pct(row):
-    """Percentage of the usable range already consumed."""
-    limit = row["max_value"] if row["column_max"] is None else min(row["max_value"], row["column_max"])
+    """Percentage of the usable range already consumed (counting down too), the
+    range ending where the sequence or the column it feeds ends."""
     if row["increment_by"] > 0:
+        limit = row["max_value"] if row.get("column_max") is None else min(row["max_value"], row["column_max"])
         span = float(limit - row["min_value"]) or 1.0
         return 100.0 * (row["last_value"] - row["min_value"]) / span
-    span = float(row["max_value"] - row["min_value"]) or 1.0
+    limit = row["min_value"] if row.get("column_min") is None else max(row["min_value"], row["column_min"])
+    span = float(row["max_value"] - limit) or 1.0
     return 100.0 * (row["max_value"] - row["last_value"]) / span
 
 
