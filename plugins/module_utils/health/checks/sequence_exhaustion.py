@@ -27,11 +27,13 @@ SELECT sc.oid AS seqrelid, n.nspname || '.' || sc.relname AS sequence, s.seqmin 
 FROM pg_sequence s
 JOIN pg_class sc ON sc.oid = s.seqrelid
 JOIN pg_namespace n ON n.oid = sc.relnamespace
-LEFT JOIN LATERAL (
-    SELECT d.refobjid::regclass::text AS relation, a.attname, format_type(a.atttypid, NULL) AS column_type
+LEFT JOIN (
+    SELECT DISTINCT ON (d.objid) d.objid, d.refobjid::regclass::text AS relation, a.attname,
+           format_type(a.atttypid, NULL) AS column_type
     FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-    WHERE d.classid = 'pg_class'::regclass AND d.objid = sc.oid AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')
-    LIMIT 1) AS col ON true
+    WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+      AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')
+    ORDER BY d.objid) AS col ON col.objid = sc.oid
 WHERE """ + user_namespace("n") + """
 ORDER BY sc.oid
 """
