@@ -49,7 +49,7 @@ def parse_tool_version(text):
 def tool_version(path):
     """Major version of a client tool binary (runs `<path> --version`)."""
     try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
         raise PgopsError("Cannot run %s --version: %s" % (path, exc))
     version = parse_tool_version(out.stdout)

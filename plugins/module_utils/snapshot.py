@@ -55,8 +55,10 @@ ORDER BY 1
 
 # count(*) of every table in this one statement: the server formats each query
 # with %I (identifiers quoted by PostgreSQL itself) and runs it via query_to_xml.
-EXACT_COUNT = ("(xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), "
-               "false, true, '')))[1]::text::bigint")
+# A materialized view created WITH NO DATA cannot be read: its count is NULL.
+EXACT_COUNT = ("CASE WHEN c.relkind = 'm' AND NOT c.relispopulated THEN NULL ELSE "
+               "(xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), "
+               "false, true, '')))[1]::text::bigint END")
 
 INDEXES_SQL = """
 SELECT n.nspname || '.' || c.relname AS name, i.indrelid::regclass::text AS "table",
@@ -159,25 +161,26 @@ def fingerprint_of(schema_objects):
 def take_snapshot(settings, exact_counts=False, lock_timeout_s=30):
     """Read the snapshot of the database `settings` points at."""
     session = dict(search_path="pg_catalog", lock_timeout="%ds" % lock_timeout_s)
-    conn, _ = connect(settings, application_name="pgops.runbook db_snapshot", autocommit=False, session_options=session)
-    conn.set_session(isolation_level=psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
-    statements = 0
+    conn, dummy = connect(settings, application_name="pgops.runbook db_snapshot", autocommit=True, session_options=session)
+    statements = [0]
     try:
         with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
             def rows(what, sql):
+                statements[0] += 1
                 try:
                     cur.execute(sql)
                 except psycopg2.Error as exc:
                     raise PgopsError(explain_query_error(exc, what))
-                return [dict((k, _json_safe(v)) for k, v in r.items()) for r in cur.fetchall()]
+                return [dict((k, _json_safe(v)) for k, v in r.items()) for r in cur.fetchall()] if cur.description else []
 
+            # Every figure from the same instant; nothing can be written.
+            rows("a consistent snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             head = rows("the database's description", CONTEXT_SQL)[0]
             tables = rows("tables", TABLES_SQL.replace("{exact}", EXACT_COUNT if exact_counts else "NULL::bigint"))
             indexes = rows("indexes", INDEXES_SQL)
             constraints = rows("constraints", CONSTRAINTS_SQL)
             objects = rows("the schema description", SCHEMA_OBJECTS_SQL)
-            statements = 5
-        conn.rollback()
+            rows("the end of the snapshot", "ROLLBACK")
     finally:
         conn.close()
 
@@ -206,7 +209,7 @@ def take_snapshot(settings, exact_counts=False, lock_timeout_s=30):
         fingerprint=fingerprint_of(schema_objects),
         total_bytes=sum(t["total_bytes"] for t in tables),
     )
-    return snapshot, statements
+    return snapshot, statements[0]
 
 
 def load_snapshot(value, option="compare_to"):

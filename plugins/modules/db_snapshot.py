@@ -22,7 +22,9 @@ description:
     (order, types, defaults, identity, generated, collation), views, indexes,
     constraints, sequences, functions, triggers, enum and domain types and extensions,
     plus one hash per object so a comparison can name what changed. It ignores
-    owners, privileges and OIDs, and is the same after a dump and restore.
+    owners, privileges and OIDs, and is the same after a dump and restore - except
+    for a table inheriting from a parent that gained columns after the child was
+    created, whose column order a restore really does change.
   - With O(compare_to), returns the differences against an earlier snapshot.
 options:
   exact_counts:
@@ -60,6 +62,7 @@ options:
     default: 30
 extends_documentation_fragment:
   - pgops.runbook.connection
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
@@ -67,8 +70,10 @@ attributes:
   diff_mode:
     support: full
     details: With O(compare_to), the differing objects and row counts before and after.
+  platform:
+    platforms: posix
 author:
-  - pgops.runbook maintainers
+  - pgops.runbook maintainers (@pgops)
 '''
 
 EXAMPLES = r'''
@@ -126,7 +131,7 @@ fingerprint:
   returned: always
   type: str
 statements:
-  description: The number of SQL statements sent.
+  description: The number of SQL statements sent (BEGIN and ROLLBACK of the snapshot transaction included).
   returned: always
   type: int
 differences:

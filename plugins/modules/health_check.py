@@ -17,9 +17,9 @@ description:
   - Sends a fixed number of SQL statements whatever the number of tables (one for
     the shared context and at most one per check), with two exceptions - the opt-in
     C(orphaned_records) check sends one statement per relationship, and
-    C(sequence_exhaustion) one per 500 sequences, because reading a sequence locks
-    it until the statement ends and thousands of locks at once could exhaust the
-    server's lock table for every session.
+    C(sequence_exhaustion) one per tenth of the server's lock table of sequences
+    (640 with the defaults), because reading a sequence locks it until the statement
+    ends and thousands of locks at once could exhaust the lock table for every session.
   - The session is read-only, with O(statement_timeout) and a 2 s C(lock_timeout)
     so that a check never queues behind a migration's lock.
   - A check the login role may not run is C(skipped) with the reason, never a failure.
@@ -127,6 +127,7 @@ options:
     type: path
 extends_documentation_fragment:
   - pgops.runbook.connection
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
@@ -134,8 +135,10 @@ attributes:
   diff_mode:
     support: none
     details: Nothing is changed on the server.
+  platform:
+    platforms: posix
 author:
-  - pgops.runbook maintainers
+  - pgops.runbook maintainers (@pgops)
 '''
 
 EXAMPLES = r'''

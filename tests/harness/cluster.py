@@ -59,10 +59,10 @@ def run_as_server_user(argv, **kwargs):
     """Run a server binary as the postgres OS user when we are root."""
     if _as_postgres():
         argv = ["runuser", "-u", "postgres", "--"] + list(argv)
-    kwargs.setdefault("check", True)
+    check = kwargs.pop("check", True)
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
-    return subprocess.run(argv, **kwargs)
+    return subprocess.run(argv, check=check, **kwargs)
 
 
 def _chown_tree(path):

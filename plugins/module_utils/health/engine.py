@@ -31,7 +31,7 @@ CONTEXT_SETTINGS = (
     "max_connections", "superuser_reserved_connections", "autovacuum_freeze_max_age",
     "autovacuum_multixact_freeze_max_age", "data_directory", "ssl", "password_encryption",
     "log_connections", "log_disconnections", "archive_mode", "block_size", "shared_preload_libraries",
-    "listen_addresses", "wal_level", "statement_timeout",
+    "listen_addresses", "wal_level", "statement_timeout", "max_locks_per_transaction", "max_prepared_transactions",
 )
 
 CONTEXT_SQL = """

@@ -34,7 +34,7 @@ ORDER BY cn.nspname, cc.relname, c.conname
 
 
 def _table(name, default_schema="public"):
-    schema, _, table = name.rpartition(".")
+    schema, dummy, table = name.rpartition(".")
     return sql.Identifier(schema or default_schema, table)
 
 
@@ -81,8 +81,8 @@ def run(context, thresholds):
             statuses.append(status)
     finally:
         if not context.conn.closed:
-            context.query("SELECT set_config('statement_timeout', %s, false)", (context.setting("statement_timeout") + "ms"
-                                                                                 if context.setting("statement_timeout") else "0",))
+            previous = context.setting("statement_timeout")  # milliseconds, as pg_settings shows it
+            context.query("SELECT set_config('statement_timeout', %s, false)", ((previous or "0") + "ms",))
     bad = [d for d in details if d["status"] != OK]
     total = sum(d["orphans"] or 0 for d in details)
     if not bad:

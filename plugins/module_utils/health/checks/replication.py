@@ -57,8 +57,8 @@ def evaluate(rows, thresholds, context):
             statuses.append(grade_above(row["replay_lag_seconds"], thresholds["warning_lag_seconds"],
                                         thresholds["critical_lag_seconds"]))
         lag = "no replay lag reported" if row["replay_lag_seconds"] is None else "%.1f s" % row["replay_lag_seconds"]
-        parts.append("%s %s, %s / %s bytes behind" % (row["application_name"] or row["client_addr"], row["state"],
-                                                       lag, row["replay_lag_bytes"]))
+        name = row["application_name"] or row["client_addr"]
+        parts.append("%s %s, %s / %s bytes behind" % (name, row["state"], lag, row["replay_lag_bytes"]))
     streaming = sum(1 for r in rows if r["state"] == "streaming")
     expected = thresholds["min_standbys"]
     if expected is not None and streaming < expected:

@@ -57,10 +57,10 @@ def run(context, thresholds):
             raise
         notes.append("pg_hba.conf rules not inspected: the login role may not read pg_hba_file_rules")
     details = [dict(status=s, finding=f) for s, f in findings]
-    text = "; ".join(f for _, f in findings) or "SSL on, SCRAM passwords, connection logging on, no risky pg_hba rule"
+    text = "; ".join(finding for dummy, finding in findings) or "SSL on, SCRAM passwords, connection logging on, no risky pg_hba rule"
     if notes:
         text += " (%s)" % "; ".join(notes)
-    return Outcome(worst(s for s, _ in findings) if findings else OK, text + ".", len(findings), details)
+    return Outcome(worst(status for status, dummy in findings) if findings else OK, text + ".", len(findings), details)
 
 
 CHECK = HealthCheck(

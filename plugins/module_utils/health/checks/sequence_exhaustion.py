@@ -7,7 +7,9 @@ feeding an integer column overflows at 2^31).
 Reading a sequence's last value (pg_sequence_last_value) locks the sequence until
 the statement ends, so one statement over thousands of sequences can exhaust the
 server's shared lock table, for every session. The values are therefore read in
-chunks of CHUNK sequences: one statement per CHUNK sequences, after one listing them.
+chunks of a tenth of the lock table (max_locks_per_transaction x (max_connections +
+max_prepared_transactions); 640 sequences with the defaults), after one statement
+listing them.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,7 +19,7 @@ __metaclass__ = type
 from ansible_collections.pgops.runbook.plugins.module_utils.catalog import user_namespace
 from ansible_collections.pgops.runbook.plugins.module_utils.health.check import HealthCheck, grade_above, worst, count_outcome
 
-CHUNK = 500
+MIN_CHUNK = 100
 
 LIST_SQL = """
 SELECT sc.oid AS seqrelid, n.nspname || '.' || sc.relname AS sequence, s.seqmin AS min_value, s.seqmax AS max_value,
@@ -28,12 +30,11 @@ FROM pg_sequence s
 JOIN pg_class sc ON sc.oid = s.seqrelid
 JOIN pg_namespace n ON n.oid = sc.relnamespace
 LEFT JOIN (
-    SELECT DISTINCT ON (d.objid) d.objid, d.refobjid::regclass::text AS relation, a.attname,
-           format_type(a.atttypid, NULL) AS column_type
-    FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-    WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-      AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')
-    ORDER BY d.objid) AS col ON col.objid = sc.oid
+    SELECT d.objid, d.refobjid::regclass::text AS relation, a.attname, format_type(a.atttypid, NULL) AS column_type
+    FROM pg_depend d
+    JOIN pg_sequence owned ON owned.seqrelid = d.objid
+    JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+    WHERE d.classid = 'pg_class'::regclass AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')) AS col ON col.objid = sc.oid
 WHERE """ + user_namespace("n") + """
 ORDER BY sc.oid
 """
@@ -70,21 +71,32 @@ def evaluate(rows, thresholds, context):
             row.pop("seqrelid", None)
             found.append(row)
     found.sort(key=lambda r: -r["used_pct"])
-    outcome = count_outcome(found, dict(warning_count=1), "sequences at %s %% of their range or more" % thresholds["warning_pct"],
-                            lambda r: "%s %.1f %%%s" % (r["sequence"], r["used_pct"],
-                                                       " (feeds %s column %s.%s)" % (r["column_type"], r["column_table"], r["column_name"])
-                                                       if r["column_max"] else ""))
+
+    def describe(row):
+        feeds = " (feeds %s column %s.%s)" % (row["column_type"], row["column_table"], row["column_name"])
+        return "%s %.1f %%%s" % (row["sequence"], row["used_pct"], feeds if row["column_max"] else "")
+
+    noun = "sequences at %s %% of their range or more" % thresholds["warning_pct"]
+    outcome = count_outcome(found, dict(warning_count=1), noun, describe)
     if found:
         outcome.status = worst(r["status"] for r in found)
     return outcome
+
+
+def chunk_size(context):
+    """A tenth of the server's shared lock table, at least MIN_CHUNK."""
+    slots = int(context.setting("max_locks_per_transaction") or 64) * (
+        int(context.setting("max_connections") or 100) + int(context.setting("max_prepared_transactions") or 0))
+    return max(MIN_CHUNK, slots // 10)
 
 
 def run(context, thresholds):
     sequences = context.query(LIST_SQL)
     by_oid = dict((row["seqrelid"], row) for row in sequences)
     oids = list(by_oid)
-    for start in range(0, len(oids), CHUNK):
-        for value in context.query(VALUES_SQL, dict(oids=oids[start:start + CHUNK])):
+    chunk = chunk_size(context)
+    for start in range(0, len(oids), chunk):
+        for value in context.query(VALUES_SQL, dict(oids=oids[start:start + chunk])):
             by_oid[value["seqrelid"]]["last_value"] = value["last_value"]
     return evaluate(sequences, thresholds, context)
 
@@ -92,7 +104,7 @@ def run(context, thresholds):
 CHECK = HealthCheck(
     name="sequence_exhaustion",
     description=("Sequences that used warning_pct / critical_pct of their range, capped by the type of the column "
-                 "they feed. Sends one statement per 500 sequences besides the listing (reading a sequence locks it)."),
+                 "they feed. Reads the sequences a tenth of the server's lock table at a time (reading one locks it)."),
     run=run,
     thresholds=dict(warning_pct=75, critical_pct=90),
 )

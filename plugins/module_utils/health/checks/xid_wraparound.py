@@ -36,8 +36,8 @@ def evaluate(rows, thresholds, context):
                     grade_above(mxid_pct, thresholds["warning_pct"], thresholds["critical_pct"]),
                     CRITICAL if age >= thresholds["critical_age"] else "ok"])
     text = ("Oldest transaction ID age %d (%.4f %% of autovacuum_freeze_max_age %d): database %s, table %s; "
-            "multixact age %.4f %% of its limit.") % (age, pct, row["freeze_max_age"], row["oldest_database"],
-                                                       row["oldest_table"], mxid_pct)
+            "multixact age %.4f %% of its limit.")
+    text = text % (age, pct, row["freeze_max_age"], row["oldest_database"], row["oldest_table"], mxid_pct)
     return Outcome(status, text, age, row)
 
 

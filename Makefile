@@ -1,0 +1,120 @@
+# pgops.runbook -- development tasks. `make test` is what CI runs (.ci/run).
+#
+#   make venv             .venv with requirements-dev.txt (+ tests/quality/requirements.txt)
+#   make collection-path  .build/collections/ansible_collections/pgops/runbook -> this tree
+#   make unit             pytest tests/unit
+#   make integration      pytest tests/integration (throw-away PostgreSQL servers)
+#   make lint             ansible-lint, production profile, offline
+#   make sanity           ansible-test sanity on the current working tree
+#   make docs             ansible-doc for every module + antsibull-docs lint
+#   make changelog-lint   antsibull-changelog checks + release dry run
+#   make changelog        regenerate CHANGELOG.md
+#   make changelog-release  antsibull-changelog release (galaxy.yml version)
+#   make test             lint, changelog-lint, docs, unit, sanity, integration:
+#                         cheap checks first, stops at the first failure, summary
+#   make demo             tests/harness/demo.py
+#   make clean            remove .build, tests/output, caches (keeps .venv)
+#   make distclean        clean, and remove .venv
+#
+# Nothing here needs apt packages: PostgreSQL comes from the machine, every
+# Python tool from the package index through pip.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-print-directory
+
+ROOT := $(patsubst %/,%,$(dir $(realpath $(firstword $(MAKEFILE_LIST)))))
+PYTHON ?= python3
+VENV := $(ROOT)/.venv
+BIN := $(VENV)/bin
+VENV_STAMP := $(VENV)/.pgops-requirements.stamp
+REQUIREMENTS := requirements.txt requirements-dev.txt tests/quality/requirements.txt
+
+COLLECTIONS := $(ROOT)/.build/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/pgops/runbook
+# ansible-lint and antsibull-docs get a HOME of their own, so nothing they
+# cache or install (a copy of this collection above all) lands in ~/.ansible
+# and later shadows the working tree.
+TOOL_HOME := $(ROOT)/.build/home
+
+# Extra arguments: make unit PYTEST_ARGS='-k health -x'; make sanity SANITY_ARGS='--test pylint'
+PYTEST_ARGS ?=
+SANITY_ARGS ?=
+SANITY_PYTHON ?= 3.11
+export VENV SANITY_ARGS SANITY_PYTHON
+
+.PHONY: help venv collection-path unit integration lint sanity docs changelog-lint changelog \
+        changelog-release test demo clean distclean
+
+help:
+	@awk 'NR > 1 && /^$$/ { exit } NR > 1 { sub(/^# ?/, ""); print }' $(firstword $(MAKEFILE_LIST))
+
+## venv: reinstalls only when a requirements file is newer than the stamp.
+venv: $(VENV_STAMP)
+	@:
+
+$(VENV_STAMP): $(addprefix $(ROOT)/,$(REQUIREMENTS))
+	@if ! $(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
+	    echo "venv: creating $(VENV) with $$($(PYTHON) --version 2>&1)"; \
+	    rm -rf $(VENV); \
+	    $(PYTHON) -m venv $(VENV); \
+	fi
+	@echo "venv: installing $(REQUIREMENTS)"
+	@cd $(ROOT) && $(BIN)/python -m pip install -qq $(addprefix -r ,$(REQUIREMENTS))
+	@touch $@
+
+## collection-path: relative symlink, so it survives moving the checkout;
+## tests/harness/collection.py makes the same link when it is missing.
+collection-path:
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@if [ "$$(realpath -q $(COLLECTION_LINK))" != "$(ROOT)" ]; then \
+	    rm -f $(COLLECTION_LINK); \
+	    ln -s ../../../.. $(COLLECTION_LINK); \
+	    echo "collection-path: $(COLLECTION_LINK) -> $(ROOT)"; \
+	fi
+
+unit: venv collection-path
+	@$(ROOT)/tests/quality/pytest.sh tests/unit $(PYTEST_ARGS)
+
+integration: venv collection-path
+	@$(ROOT)/tests/quality/pytest.sh tests/integration $(PYTEST_ARGS)
+
+lint: venv collection-path
+	@mkdir -p $(TOOL_HOME)
+	@echo "lint: ansible-lint (profile and exclusions: .ansible-lint)"
+	@cd $(ROOT) && HOME=$(TOOL_HOME) PATH=$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) \
+	    $(BIN)/ansible-lint $$([ -t 1 ] || echo --nocolor)
+
+sanity: venv
+	@$(ROOT)/tests/quality/sanity.sh
+
+docs: venv collection-path
+	@mkdir -p $(TOOL_HOME)
+	@HOME=$(TOOL_HOME) $(ROOT)/tests/quality/docs.sh
+
+changelog-lint: venv
+	@mkdir -p $(TOOL_HOME)
+	@HOME=$(TOOL_HOME) $(BIN)/python $(ROOT)/tests/quality/changelog.py lint
+
+changelog: venv
+	@$(BIN)/python $(ROOT)/tests/quality/changelog.py generate
+
+## changelog-release: for the release manager, after bumping galaxy.yml's version.
+changelog-release: venv
+	cd $(ROOT) && PATH=$(BIN):$$PATH $(BIN)/antsibull-changelog release
+
+## test: cheap and fast first; stops at the first failing step (KEEP_GOING=1 runs them all).
+test: venv collection-path
+	@$(ROOT)/tests/quality/run-steps.sh lint changelog-lint docs unit sanity integration
+
+demo: venv collection-path
+	cd $(ROOT) && $(BIN)/python tests/harness/demo.py
+
+clean:
+	rm -rf $(ROOT)/.build $(ROOT)/tests/output $(ROOT)/.pytest_cache
+	find $(ROOT) \( -name .venv -o -name .git \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

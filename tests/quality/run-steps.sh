@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# `make test`: run make targets one after the other, stop at the first that
+# fails (KEEP_GOING=1 runs them all), then print a summary: each step's result
+# and time, the notes steps left (e.g. "no unit tests yet"), and the verdict.
+# Usage: tests/quality/run-steps.sh STEP...
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+make=${MAKE:-make}
+keep_going=${KEEP_GOING:-0}
+notes=$root/.build/quality-notes.txt
+mkdir -p "$root/.build"
+: >"$notes"
+export QUALITY_NOTES=$notes
+
+declare -a names results times
+failed=()
+now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
+seconds_since() { local us=$(( $(now_us) - $1 )); printf '%d.%d s' $((us / 1000000)) $((us % 1000000 / 100000)); }
+total_start=$(now_us)
+for step in "$@"; do
+    names+=("$step")
+    if [[ ${#failed[@]} -gt 0 && $keep_going != 1 ]]; then
+        results+=("not run")
+        times+=("")
+        continue
+    fi
+    printf '\n===== make %s =====\n' "$step"
+    start=$(now_us)
+    "$make" -C "$root" --no-print-directory "$step"
+    rc=$?
+    times+=("$(seconds_since "$start")")
+    if [[ $rc -eq 0 ]]; then
+        results+=("PASS")
+    else
+        results+=("FAIL (exit $rc)")
+        failed+=("$step")
+    fi
+done
+total=$(seconds_since "$total_start")
+
+printf '\n===== make test summary =====\n'
+for i in "${!names[@]}"; do
+    printf '  %-16s %-14s %s\n' "${names[$i]}" "${results[$i]}" "${times[$i]}"
+done
+if [[ -s $notes ]]; then
+    echo "notes:"
+    sed 's/^/  - /' "$notes"
+fi
+if [[ ${#failed[@]} -eq 0 ]]; then
+    echo "RESULT: PASS (${#names[@]} steps, $total)"
+    exit 0
+fi
+echo "RESULT: FAIL -- ${failed[*]} ($total)"
+exit 1
