@@ -48,7 +48,7 @@ def fragment_options():
     try:
         return yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
     except yaml.YAMLError as exc:
-        pytest.skip("the connection doc fragment does not parse: %s" % str(exc).splitlines()[0])
+        pytest.fail("the connection doc fragment does not parse: %s" % str(exc).splitlines()[0])
 
 
 class _SpecRecorded(SystemExit):

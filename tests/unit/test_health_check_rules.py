@@ -522,11 +522,9 @@ def test_slow_queries_column_names_follow_the_server_version(context_factory):
 
 
 # --- a value just short of a threshold has not reached it ----------------------------------------------------
-# connections, xid_wraparound and sequence_exhaustion grade the unrounded figure; the
-# xfail ones round first, so a value a hair below a threshold is graded as having
-# reached it (or a hair below a grade_below threshold as not below it).
-
-ROUNDED_BEFORE_GRADING = "graded after rounding: %s rounds the measured value before comparing it with the thresholds"
+# Every check grades the unrounded figure: rounding first would grade a value a hair
+# below a threshold as having reached it (or one a hair below a grade_below threshold
+# as not below it).
 
 
 def test_a_sequence_just_below_warning_pct_is_ok(context_factory):
