@@ -23,7 +23,9 @@ if [[ ! -d $dir ]]; then
     fi
     exit 0
 fi
-"$venv/bin/pytest" "$dir" "$@"
+# A JUnit report per suite: run-steps.sh adds them up for the closing line.
+mkdir -p "$root/.build/junit"
+"$venv/bin/pytest" "$dir" --junitxml="$root/.build/junit/$(basename "$dir").xml" "$@"
 rc=$?
 if [[ $rc -eq 5 ]]; then
     if [[ -z $(find "$dir" -type f \( -name 'test_*.py' -o -name '*_test.py' \) -print -quit 2>/dev/null) ]]; then

@@ -10,6 +10,7 @@ make=${MAKE:-make}
 keep_going=${KEEP_GOING:-0}
 notes=$root/.build/quality-notes.txt
 mkdir -p "$root/.build"
+rm -rf "$root/.build/junit"  # only this run's reports count in the closing line
 : >"$notes"
 export QUALITY_NOTES=$notes
 
@@ -47,6 +48,20 @@ if [[ -s $notes ]]; then
     echo "notes:"
     sed 's/^/  - /' "$notes"
 fi
+# The plain closing line CI reads: every pytest test of this run, added up.
+(cd "$root" && "${VENV:-.venv}/bin/python" - <<'PY'
+import glob
+import xml.etree.ElementTree as ET
+counts = dict(tests=0, failures=0, errors=0, skipped=0)
+for path in glob.glob(".build/junit/*.xml"):
+    for suite in ET.parse(path).getroot().iter("testsuite"):
+        for key in counts:
+            counts[key] += int(suite.get(key, 0))
+failed = counts["failures"] + counts["errors"]
+passed = counts["tests"] - failed - counts["skipped"]
+print("tests: %d passed, %d failed, %d skipped" % (passed, failed, counts["skipped"]))
+PY
+)
 if [[ ${#failed[@]} -eq 0 ]]; then
     echo "RESULT: PASS (${#names[@]} steps, $total)"
     exit 0
