@@ -50,10 +50,16 @@ COLLECTIONS_ROOT = os.path.join(REPO, ".build", "collections")
 COLLECTION_LINK = os.path.join(COLLECTIONS_ROOT, "ansible_collections", "pgops", "runbook")
 
 BENCH_ROLE = "bench_counter"
-TOOLS = ("postgresql_info", "health_check")
+TOOLS = ("postgresql_info", "health_check", "health_check_noseq")
 FQCN = {
     "postgresql_info": "community.postgresql.postgresql_info",
     "health_check": "pgops.runbook.health_check",
+    # The same module without sequence_exhaustion: postgresql_info reads no sequence
+    # values, and reading one costs ~20 us server-side (relcache, lock, buffer).
+    "health_check_noseq": "pgops.runbook.health_check",
+}
+EXTRA_ARGS = {
+    "health_check_noseq": "        skip_checks: [sequence_exhaustion]\n",
 }
 PLAYBOOK_TIMEOUT = 900
 
@@ -374,7 +380,7 @@ class Bench:
             handle.write("[defaults]\nretry_files_enabled = false\n")
         for tool in TOOLS:
             with open(os.path.join(self.work, tool + ".yml"), "w") as handle:
-                handle.write(PLAYBOOK.format(fqcn=FQCN[tool]))
+                handle.write(PLAYBOOK.format(fqcn=FQCN[tool]) + EXTRA_ARGS.get(tool, ""))
         self.env = dict((k, v) for k, v in os.environ.items() if not k.startswith(("PG", "ANSIBLE_")))
         self.env.update({
             "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ.get("PATH", ""),
@@ -589,28 +595,30 @@ class Bench:
                 num(s["module_maxrss_mb"], "%.0f"),
                 num(s["result_bytes"] / 1024.0 if s["result_bytes"] is not None else None, "%.0f")))
         add("")
-        add("ratios health_check / postgresql_info:")
         by = dict(((s["tool"], s["tables"]), s) for s in summaries)
         ratios = {}
-        for tables in (self.args.small, self.args.large):
-            hc, pi = by.get(("health_check", tables)), by.get(("postgresql_info", tables))
-            if not (hc and pi and hc["available"] and pi["available"]):
-                bad = [s for s in (hc, pi) if s and not s["available"]]
-                add("  %6d tables: n/a (%s)" % (tables, "; ".join("%s %s" % (s["tool"], s["reason"]) for s in bad)))
-                continue
-            r = {}
-            for key in ("statements", "playbook_s", "task_s", "module_s", "sql_s"):
-                r[key] = (hc[key] / pi[key]) if hc[key] is not None and pi[key] else None
-            ratios[tables] = r
-            add("  %6d tables: statements %s, playbook time %s, task time %s, module process time %s, "
-                "server SQL time %s" % (tables, num(r["statements"], "%.3f"), num(r["playbook_s"], "%.3f"),
-                                        num(r["task_s"], "%.3f"), num(r["module_s"], "%.3f"),
-                                        num(r["sql_s"], "%.3f")))
-        hc_s, hc_l = by.get(("health_check", self.args.small)), by.get(("health_check", self.args.large))
-        if hc_s and hc_l and hc_s["available"] and hc_l["available"]:
-            add("health_check statements %d tables -> %d tables: %s -> %s (%s)" % (
-                self.args.small, self.args.large, hc_s["statements"], hc_l["statements"],
-                "constant" if hc_s["statements"] == hc_l["statements"] else "GROWS"))
+        for variant in ("health_check", "health_check_noseq"):
+            add("ratios %s / postgresql_info:" % variant)
+            for tables in (self.args.small, self.args.large):
+                hc, pi = by.get((variant, tables)), by.get(("postgresql_info", tables))
+                if not (hc and pi and hc["available"] and pi["available"]):
+                    bad = [s for s in (hc, pi) if s and not s["available"]]
+                    add("  %6d tables: n/a (%s)" % (tables, "; ".join("%s %s" % (s["tool"], s["reason"]) for s in bad)))
+                    continue
+                r = {}
+                for key in ("statements", "playbook_s", "task_s", "module_s", "sql_s"):
+                    r[key] = (hc[key] / pi[key]) if hc[key] is not None and pi[key] else None
+                ratios["%s@%d" % (variant, tables)] = r
+                add("  %6d tables: statements %s, playbook time %s, task time %s, module process time %s, "
+                    "server SQL time %s" % (tables, num(r["statements"], "%.3f"), num(r["playbook_s"], "%.3f"),
+                                            num(r["task_s"], "%.3f"), num(r["module_s"], "%.3f"),
+                                            num(r["sql_s"], "%.3f")))
+        for variant in ("health_check", "health_check_noseq"):
+            hc_s, hc_l = by.get((variant, self.args.small)), by.get((variant, self.args.large))
+            if hc_s and hc_l and hc_s["available"] and hc_l["available"]:
+                add("%s statements %d tables -> %d tables: %s -> %s (%s)" % (
+                    variant, self.args.small, self.args.large, hc_s["statements"], hc_l["statements"],
+                    "constant" if hc_s["statements"] == hc_l["statements"] else "GROWS"))
         add("")
         add("columns: statements = server-logged query messages from the tool's role (min-max if runs differ);")
         add("  txctl = of which BEGIN/COMMIT/ROLLBACK; conns = sessions opened; pgss = pg_stat_statements calls;")

@@ -98,8 +98,17 @@ def choose_tool(tool, server_major, candidates):
 
 
 def find_tool(tool, server_major, bindir=None):
-    """Path and major version of the client tool to use against `server_major`."""
-    return choose_tool(tool, server_major, [(p, tool_version(p)) for p in candidate_paths(tool, bindir)])
+    """Path and major version of the client tool to use against `server_major`.
+
+    Candidates are asked their version in search order, stopping at the first of
+    the server's own major (each --version is a process; Debian's pg_wrapper on
+    PATH is a Perl script)."""
+    candidates = []
+    for path in candidate_paths(tool, bindir):
+        candidates.append((path, tool_version(path)))
+        if candidates[-1][1] == server_major:
+            break
+    return choose_tool(tool, server_major, candidates)
 
 
 def _service_value(value):

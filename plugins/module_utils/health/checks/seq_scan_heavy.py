@@ -6,15 +6,23 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.pgops.runbook.plugins.module_utils.catalog import user_namespace
 from ansible_collections.pgops.runbook.plugins.module_utils.health.check import HealthCheck, count_outcome
 
+# pg_class with just the statistics needed, the cheap size filter first.
 SQL = """
-SELECT schemaname || '.' || relname AS "table", n_live_tup AS live_tuples, seq_scan,
-       coalesce(idx_scan, 0) AS idx_scan, seq_tup_read,
-       (seq_tup_read / greatest(seq_scan, 1))::bigint AS rows_per_scan
-FROM pg_stat_user_tables
-WHERE n_live_tup >= %(min_rows)s AND seq_scan >= %(min_scans)s
-  AND seq_scan > coalesce(idx_scan, 0)
+SELECT "table", live_tuples, seq_scan, idx_scan, seq_tup_read, (seq_tup_read / greatest(seq_scan, 1))::bigint AS rows_per_scan
+FROM (
+    SELECT n.nspname || '.' || c.relname AS "table", pg_stat_get_live_tuples(c.oid) AS live_tuples,
+           s.seq_scan, coalesce(pg_stat_get_numscans_idx_total, 0) AS idx_scan, pg_stat_get_tuples_returned(c.oid) AS seq_tup_read
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    CROSS JOIN LATERAL (SELECT pg_stat_get_numscans(c.oid) AS seq_scan) AS s
+    CROSS JOIN LATERAL (SELECT sum(pg_stat_get_numscans(i.indexrelid))::bigint AS pg_stat_get_numscans_idx_total
+                        FROM pg_index i WHERE i.indrelid = c.oid) AS ix
+    WHERE c.relkind IN ('r', 'm') AND s.seq_scan >= %(min_scans)s AND """ + user_namespace("n") + """
+) AS t
+WHERE live_tuples >= %(min_rows)s AND seq_scan > idx_scan
 ORDER BY seq_tup_read DESC
 LIMIT 50
 """

@@ -13,11 +13,11 @@ from ansible_collections.pgops.runbook.plugins.module_utils.health.check import 
 # Size first (pg_class, cheap), statistics only for the indexes big enough to matter.
 SQL = """
 SELECT n.nspname || '.' || c.relname AS index, i.indrelid::regclass::text AS "table",
-       c.relpages::bigint * current_setting('block_size')::int AS bytes
+       c.relpages::bigint * %(block_size)s AS bytes
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_index i ON i.indexrelid = c.oid
-WHERE c.relkind = 'i' AND c.relpages::bigint * current_setting('block_size')::int >= %(min_bytes)s
+WHERE c.relkind = 'i' AND c.relpages >= %(min_pages)s
   AND NOT i.indisunique AND i.indisvalid AND """ + user_namespace("n") + """
   AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid)
   AND pg_stat_get_numscans(c.oid) = 0
@@ -27,7 +27,9 @@ LIMIT 100
 
 
 def statement(context, thresholds):
-    return SQL, dict(min_bytes=thresholds["min_size_bytes"])
+    block_size = int(context.setting("block_size") or 8192)
+    min_pages = -(-int(thresholds["min_size_bytes"]) // block_size)  # rounded up
+    return SQL, dict(block_size=block_size, min_pages=min_pages)
 
 
 def evaluate(rows, thresholds, context):
