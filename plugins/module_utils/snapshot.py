@@ -159,30 +159,41 @@ def fingerprint_of(schema_objects):
 
 
 def take_snapshot(settings, exact_counts=False, lock_timeout_s=30):
-    """Read the snapshot of the database `settings` points at."""
+    """Read the snapshot of the database `settings` points at, in a transaction of its own.
+    Returns (snapshot, statements sent)."""
     session = dict(search_path="pg_catalog", lock_timeout="%ds" % lock_timeout_s)
     conn, dummy = connect(settings, application_name="pgops.runbook db_snapshot", autocommit=True, session_options=session)
-    statements = [0]
     try:
         with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            def rows(what, sql):
-                statements[0] += 1
-                try:
-                    cur.execute(sql)
-                except psycopg2.Error as exc:
-                    raise PgopsError(explain_query_error(exc, what))
-                return [dict((k, _json_safe(v)) for k, v in r.items()) for r in cur.fetchall()] if cur.description else []
-
-            # Every figure from the same instant; nothing can be written.
-            rows("a consistent snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            head = rows("the database's description", CONTEXT_SQL)[0]
-            tables = rows("tables", TABLES_SQL.replace("{exact}", EXACT_COUNT if exact_counts else "NULL::bigint"))
-            indexes = rows("indexes", INDEXES_SQL)
-            constraints = rows("constraints", CONSTRAINTS_SQL)
-            objects = rows("the schema description", SCHEMA_OBJECTS_SQL)
-            rows("the end of the snapshot", "ROLLBACK")
+            run_statement(cur, "a consistent snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            snapshot, statements = read_snapshot(cur, exact_counts)
+            run_statement(cur, "the end of the snapshot", "ROLLBACK")
     finally:
         conn.close()
+    return snapshot, statements + 2
+
+
+def run_statement(cur, what, sql, params=None):
+    """Execute one statement; rows as JSON-safe dicts. Errors become one PgopsError sentence."""
+    try:
+        cur.execute(sql, params)
+    except psycopg2.Error as exc:
+        raise PgopsError(explain_query_error(exc, what))
+    if not cur.description:
+        return []
+    return [dict((k, _json_safe(v)) for k, v in r.items()) for r in cur.fetchall()]
+
+
+def read_snapshot(cur, exact_counts=False):
+    """The snapshot, read through `cur` (a RealDictCursor) inside the caller's REPEATABLE
+    READ transaction, e.g. the one whose snapshot pg_dump uses. Names are printed
+    schema-qualified only when search_path is pg_catalog: the caller sets it.
+    Returns (snapshot, statements sent)."""
+    head = run_statement(cur, "the database's description", CONTEXT_SQL)[0]
+    tables = run_statement(cur, "tables", TABLES_SQL.replace("{exact}", EXACT_COUNT if exact_counts else "NULL::bigint"))
+    indexes = run_statement(cur, "indexes", INDEXES_SQL)
+    constraints = run_statement(cur, "constraints", CONSTRAINTS_SQL)
+    objects = run_statement(cur, "the schema description", SCHEMA_OBJECTS_SQL)
 
     schema_objects = dict(("%s %s" % (o["kind"], o["name"]), object_hash(o["kind"], o["name"], o["description"]))
                           for o in objects)
@@ -209,7 +220,7 @@ def take_snapshot(settings, exact_counts=False, lock_timeout_s=30):
         fingerprint=fingerprint_of(schema_objects),
         total_bytes=sum(t["total_bytes"] for t in tables),
     )
-    return snapshot, statements[0]
+    return snapshot, 5
 
 
 def load_snapshot(value, option="compare_to"):
