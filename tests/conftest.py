@@ -46,3 +46,14 @@ def connection_vars(pg, user="pgops_admin", db="appdb", port=None, **extra):
 @pytest.fixture
 def conn_opts(pg):
     return connection_vars(pg)
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A moto S3 server on loopback: endpoint_url, port, region and dummy access_key/secret_key."""
+    from tests.harness.s3 import MotoServer
+    server = MotoServer().start()
+    try:
+        yield server.facts()
+    finally:
+        server.stop()

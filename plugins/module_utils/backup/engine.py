@@ -1,0 +1,450 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A verified, streamed backup: pg_dump -> [compress] -> [encrypt] -> sha256 -> sinks.
+
+In one pass, with bounded memory: the dump is hashed as it is written to every
+destination (a local .partial file and/or an S3 multipart upload), and made
+visible only after every process of the pipeline exited 0. pg_dump runs on a
+snapshot exported by our own REPEATABLE READ transaction, in which the table
+snapshot of the manifest is read at the same time: its row counts describe
+exactly what was dumped. The manifest is written last; a backup without one
+is not a backup. Two backups of one database to one place are serialised by an
+advisory lock on the server.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+
+try:
+    import psycopg2
+    import psycopg2.extras
+except ImportError:  # pragma: no cover - the module reports the missing library
+    psycopg2 = None
+
+from ansible_collections.pgops.runbook.plugins.module_utils.backup.stages import (
+    COMPRESSORS, compress_stage, compression_level as checked_compression_level, decompress_stage,
+)
+from ansible_collections.pgops.runbook.plugins.module_utils.client_tools import ClientTools
+from ansible_collections.pgops.runbook.plugins.module_utils.connection import connect
+from ansible_collections.pgops.runbook.plugins.module_utils.errors import PgopsError
+from ansible_collections.pgops.runbook.plugins.module_utils.snapshot import read_snapshot, run_statement
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+CHUNK = 1024 * 1024
+# pg_dump ends with "-- PostgreSQL database dump complete", pg_dumpall with "... cluster dump complete".
+PLAIN_TRAILER = b" dump complete\n"
+# Advisory lock class for backups (ASCII "pgob"); the second key is the destination.
+LOCK_CLASS = 0x70676F62
+
+_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+class BackupRequest:
+    """Validated backup parameters (the module's options, minus connection ones)."""
+
+    def __init__(self, storages, type="full", format="custom", compression="gzip", compression_level=None,
+                 schemas=None, exclude_schemas=None, tables=None, exclude_tables=None, exclude_table_data=None,
+                 encryption=None, verify="list", label=None, tags=None, lock_wait_timeout=None, lock_wait=600,
+                 client_bindir=None):
+        if not storages:
+            raise PgopsError("Give at least one destination: option dest and/or option s3.")
+        if label is not None and not _LABEL_RE.match(label):
+            raise PgopsError("Option label must be 1 to 63 letters, digits, '.', '_' or '-', starting with a letter "
+                             "or digit, got %r." % label)
+        if type == "globals" and format != "plain":
+            format = "plain"  # pg_dumpall writes SQL only
+        if format == "directory":
+            raise PgopsError("Option format directory is not available yet; use custom or plain.")
+        self.storages = storages
+        self.type = type
+        self.format = format
+        self.compression = compression
+        self.compression_level = checked_compression_level(compression, compression_level)
+        self.schemas = schemas or []
+        self.exclude_schemas = exclude_schemas or []
+        self.tables = tables or []
+        self.exclude_tables = exclude_tables or []
+        self.exclude_table_data = exclude_table_data or []
+        self.encryption = encryption
+        self.verify = verify
+        self.label = label
+        self.tags = tags or {}
+        self.lock_wait_timeout = lock_wait_timeout
+        self.lock_wait = lock_wait
+        self.client_bindir = client_bindir
+        if type in ("schema", "globals") and self.exclude_table_data:
+            raise PgopsError("Option exclude_table_data makes no sense with type %s." % type)
+
+    @property
+    def compress_in_pg_dump(self):
+        # PostgreSQL 15's pg_dump compresses custom archives with gzip only.
+        return self.format == "custom" and self.compression == "gzip"
+
+    def file_name(self, database):
+        name = database + (".sql" if self.format == "plain" else ".dump")
+        if self.compression != "none" and not self.compress_in_pg_dump:
+            name += COMPRESSORS[self.compression][1]
+        if self.encryption:
+            name += ".gpg"
+        return name
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def make_backup_id(database, label, when):
+    return "%s-%s%s" % (database, when.strftime("%Y%m%dT%H%M%SZ"), "-" + label if label else "")
+
+
+def backup_keys(req, database, when):
+    """(backup id, key of the dump, key of the manifest) for a backup started `when`."""
+    backup_id = make_backup_id(database, req.label, when)
+    prefix = "%s/%s/" % (database, backup_id)
+    return backup_id, prefix + req.file_name(database), prefix + MANIFEST_NAME
+
+
+def dump_command(req, snapshot_id):
+    """pg_dump (or pg_dumpall) arguments for `req`; the database comes from the service file."""
+    if req.type == "globals":
+        return ["pg_dumpall", "--globals-only", "--no-password"]
+    args = ["pg_dump", "--no-password", "--format=" + req.format]
+    if snapshot_id:
+        args.append("--snapshot=" + snapshot_id)
+    if req.format == "custom":
+        args.append("--compress=%d" % (req.compression_level if req.compress_in_pg_dump else 0))
+    if req.type == "schema":
+        args.append("--schema-only")
+    elif req.type == "data":
+        args.append("--data-only")
+    if req.lock_wait_timeout:
+        args.append("--lock-wait-timeout=%ds" % req.lock_wait_timeout)
+    if req.schemas or req.tables:
+        args.append("--strict-names")  # a pattern that matches nothing is an error, not an empty dump
+    for option, values in (("--schema=", req.schemas), ("--exclude-schema=", req.exclude_schemas),
+                           ("--table=", req.tables), ("--exclude-table=", req.exclude_tables),
+                           ("--exclude-table-data=", req.exclude_table_data)):
+        args.extend(option + value for value in values)
+    return args
+
+
+def stream_stages(req, dump):
+    stages = [dump]
+    if req.compression != "none" and not req.compress_in_pg_dump:
+        stages.append(compress_stage(req.compression, req.compression_level))
+    if req.encryption:
+        stages.append(req.encryption.encrypt_stage())
+    return stages
+
+
+class StreamSink:
+    """The pipeline's consumer: hashes and counts the stored bytes while writing
+    them to every destination, in one pass."""
+
+    def __init__(self, writers):
+        self.writers = writers
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def __call__(self, stream):
+        for chunk in iter(lambda: stream.read(CHUNK), b""):
+            self.sha256.update(chunk)
+            self.size += len(chunk)
+            for writer in self.writers:
+                writer.write(chunk)
+
+
+def _missing_tables(req, conn):
+    """Tables named in `tables` that match nothing: refused before any data is written."""
+    missing = []
+    with conn.cursor() as cur:
+        for pattern in req.tables:
+            cur.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE c.relkind IN ('r', 'p', 'm', 'v', 'f') AND "
+                        "(n.nspname || '.' || c.relname ~ %s OR c.relname ~ %s)",
+                        (_glob_regex(pattern), _glob_regex(pattern)))
+            if cur.fetchone()[0] == 0:
+                missing.append(pattern)
+    return missing
+
+
+def _glob_regex(pattern):
+    """pg_dump's -t pattern (with * and ?) as an anchored regular expression, unquoted."""
+    pattern = pattern.replace('"', "")
+    return "^" + re.escape(pattern).replace("\\*", ".*").replace("\\?", ".") + "$"
+
+
+def _lock_key(database, storages):
+    return "%s|%s" % (database, "|".join(sorted(s.location for s in storages)))
+
+
+def run_backup(settings, req, check_mode=False):
+    """Make the backup; returns the result dict (raises PgopsError on any failure)."""
+    clock = time.monotonic()
+    session = dict(search_path="pg_catalog", application_name="pgops.runbook backup")
+    conn, dummy = connect(settings, application_name="pgops.runbook backup", autocommit=True, session_options=session)
+    try:
+        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            info = run_statement(cur, "the server's description",
+                                 "SELECT current_database() AS database, current_setting('server_version') AS version, "
+                                 "current_setting('server_version_num')::int AS version_num, "
+                                 "pg_database_size(current_database()) AS bytes")[0]
+        database = info["database"]
+        tools = ClientTools(settings, info["version_num"] // 10000, req.client_bindir)
+        dump_tool = "pg_dumpall" if req.type == "globals" else "pg_dump"
+        tools.path(dump_tool)  # refuses a client older than the server, before anything is written
+        if req.verify == "list" and req.format == "custom":
+            tools.path("pg_restore")
+        missing = _missing_tables(req, conn)
+        if missing:
+            raise PgopsError("Option tables: %s matches no table in database %s." % (", ".join(missing), database))
+        if check_mode:
+            backup_id, dump_key, manifest_key = backup_keys(req, database, utc_now())
+            destinations = [s.uri(dump_key) for s in req.storages]
+            return dict(changed=True, backup_id=backup_id, database=database, database_bytes=info["bytes"],
+                        destinations=destinations, msg="Would back up %s (%d bytes on disk) to %s." % (
+                            database, info["bytes"], ", ".join(destinations)))
+        for storage in req.storages:
+            storage.check_writable()
+        _take_lock(conn, database, req)
+        # Under the lock no other backup of this database writes here: what an earlier,
+        # failed run could not clean up (a .partial file, an upload the network cut
+        # before it could be aborted) is discarded now.
+        discarded = []
+        for storage in req.storages:
+            discarded.extend(storage.uri(key) for key in storage.discard_incomplete(database + "/"))
+        # Under the lock: the id is unique in every destination (same-second backups wait a second).
+        while True:
+            started = utc_now()
+            backup_id, dump_key, manifest_key = backup_keys(req, database, started)
+            if not any(s.exists(manifest_key) or s.exists(dump_key) for s in req.storages):
+                break
+            time.sleep(1.0 - started.microsecond / 1e6)
+        result = _dump(conn, settings, tools, req, info, backup_id, dump_key, manifest_key, started, clock)
+        result["discarded_incomplete"] = discarded
+        return result
+    finally:
+        conn.close()
+
+
+def _take_lock(conn, database, req):
+    """Wait up to lock_wait seconds for another backup of this database to this place."""
+    with conn.cursor() as cur:
+        cur.execute("SET lock_timeout = %s", ("%ds" % req.lock_wait,))
+        try:
+            cur.execute("SELECT pg_advisory_lock(%s::int, hashtext(%s))", (LOCK_CLASS, _lock_key(database, req.storages)))
+        except psycopg2.Error as exc:
+            if getattr(exc, "pgcode", None) == "55P03":
+                raise PgopsError("Another backup of %s to the same destination is running; gave up waiting after %d s "
+                                 "(option lock_wait)." % (database, req.lock_wait))
+            raise
+        cur.execute("RESET lock_timeout")
+
+
+def _dump(conn, settings, tools, req, info, backup_id, dump_key, manifest_key, started, clock):
+    database = info["database"]
+    snapshot_holder = {}
+    with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        snapshot_id = None
+        if req.type != "globals":
+            run_statement(cur, "a consistent snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            snapshot_id = run_statement(cur, "an exported snapshot", "SELECT pg_export_snapshot() AS id")[0]["id"]
+        writers = [storage.writer(dump_key) for storage in req.storages]
+        sink = StreamSink(writers)
+        reader = None
+        if snapshot_id:
+            # Exact row counts in the dump's own snapshot, read while pg_dump runs.
+            def read_counts():
+                try:
+                    snapshot_holder["snapshot"] = read_snapshot(cur, exact_counts=req.type != "schema")[0]
+                except Exception as exc:  # reported after the dump
+                    snapshot_holder["error"] = exc
+            reader = threading.Thread(target=read_counts)
+            reader.start()
+        try:
+            try:
+                dummy, stages = tools.run(stream_stages(req, dump_command(req, snapshot_id)), consume=sink)
+            finally:
+                if reader:
+                    reader.join()
+            if "error" in snapshot_holder:
+                err = snapshot_holder["error"]
+                raise err if isinstance(err, PgopsError) else PgopsError("Reading the table snapshot failed: %s" % err)
+            for writer in writers:
+                writer.commit()
+        except BaseException:
+            for writer in writers:
+                writer.abort()
+            # Some destinations may have committed before another failed.
+            for storage in req.storages:
+                storage.delete([dump_key])
+            raise
+        finally:
+            if snapshot_id and not conn.closed:
+                cur.execute("ROLLBACK")
+    finished = utc_now()
+    sha256 = sink.sha256.hexdigest()
+    verification = verify_backup(req, tools, req.storages[0], dump_key, sha256, snapshot_holder.get("snapshot"))
+    manifest = dict(
+        format=MANIFEST_FORMAT,
+        backup_id=backup_id,
+        database=database,
+        type=req.type,
+        dump_format=req.format,
+        file=os.path.basename(dump_key),
+        compression=dict(method=req.compression, level=req.compression_level,
+                         where="pg_dump" if req.compress_in_pg_dump else ("stream" if req.compression != "none" else None)),
+        encryption=req.encryption.describe() if req.encryption else None,
+        server_version=info["version"],
+        client_version=tools.version("pg_dumpall" if req.type == "globals" else "pg_dump"),
+        started_at=started.isoformat(),
+        finished_at=finished.isoformat(),
+        size_bytes=sink.size,
+        sha256=sha256,
+        label=req.label,
+        tags=req.tags,
+        selection=dict(schemas=req.schemas, exclude_schemas=req.exclude_schemas, tables=req.tables,
+                       exclude_tables=req.exclude_tables, exclude_table_data=req.exclude_table_data),
+        snapshot=snapshot_holder.get("snapshot"),
+        verification=verification,
+    )
+    text = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
+    for storage in req.storages:
+        storage.put_atomic(manifest_key, text)
+    result = dict(
+        changed=True,
+        backup_id=backup_id,
+        size_bytes=sink.size,
+        sha256=sha256,
+        duration_s=round(time.monotonic() - clock, 3),
+        verified=verification["status"] == "passed",
+        verification=verification,
+        manifest=manifest,
+        locations=[s.uri(dump_key) for s in req.storages],
+        stages=[dict(name=s["name"], returncode=s["returncode"]) for s in stages],
+    )
+    if verification["status"] == "failed":
+        result["failed"] = True
+        result["msg"] = "Backup %s was written but failed verification: %s" % (backup_id, verification["message"])
+    return result
+
+
+class ScriptScan:
+    """Consumes the SQL script a dump restores to, in chunks: which tables have data
+    (COPY lines) and whether pg_dump's completion line came at the end."""
+
+    def __init__(self):
+        self.tables = set()
+        self.tail = b""
+        self.carry = b""
+
+    def __call__(self, stream):
+        for chunk in iter(lambda: stream.read(CHUNK), b""):
+            text = self.carry + chunk
+            start = 0
+            while True:
+                found = text.find(b"\nCOPY ", start)
+                if found < 0:
+                    break
+                line_end = text.find(b"\n", found + 1)
+                if line_end < 0:
+                    break  # the line continues in the next chunk
+                name = text[found + 6:line_end].split(b" (")[0].split(b" FROM")[0]
+                self.tables.add(name.decode("utf-8", "replace").replace('"', ""))
+                start = line_end
+            self.carry = text[max(start, len(text) - 4096):]
+            self.tail = (self.tail + chunk)[-4096:]
+
+
+def verify_backup(req, tools, storage, key, sha256, snapshot):
+    """Read the stored backup back in one stream: its sha256 must match the one written
+    and, when it can be decrypted, it is decrypted, decompressed and (custom format)
+    restored to a SQL script, which must hold data for every table of the snapshot and
+    end with pg_dump's completion line. Every data block is read and decompressed."""
+    if req.verify == "none":
+        return dict(status="skipped", method="none", message="verification was not requested")
+    digest = hashlib.sha256()
+    decryptable = not req.encryption or req.encryption.can_decrypt()
+    stages = []
+    if req.encryption and decryptable:
+        stages.append(req.encryption.decrypt_stage())
+    if req.compression != "none" and not req.compress_in_pg_dump:
+        stages.append(decompress_stage(req.compression))
+    if req.format == "custom":
+        stages.append(["pg_restore", "--file=-"])
+    if not decryptable:
+        stages = [["cat"]]  # only the checksum can be verified here
+    source = storage.reader(key)
+
+    def feed(write_fd):
+        pipe = os.fdopen(write_fd, "wb")
+        try:
+            for chunk in iter(lambda: source.read(CHUNK), b""):
+                digest.update(chunk)
+                if pipe is not None and decryptable:
+                    try:
+                        pipe.write(chunk)
+                    except BrokenPipeError:
+                        pipe = None  # the reader stopped early: its exit status says why
+        finally:
+            source.close()
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except BrokenPipeError:
+                    pass
+
+    scan = ScriptScan()
+    read_fd, write_fd = os.pipe()
+    feeder = threading.Thread(target=feed, args=(write_fd,))
+    feeder.start()
+    try:
+        with os.fdopen(read_fd, "rb") as pipe:
+            tools.run(stages, consume=scan, stdin=pipe)
+    except PgopsError as exc:
+        feeder.join()
+        return dict(status="failed", method="read-back", message="reading the stored archive back failed: %s" % exc)
+    feeder.join()
+    if digest.hexdigest() != sha256:
+        return dict(status="failed", method="checksum",
+                    message="the stored bytes' sha256 %s differs from the one written, %s" % (digest.hexdigest(), sha256))
+    if not decryptable:
+        return dict(status="passed", method="checksum",
+                    message="sha256 of the stored bytes matches; the contents were not read (no decryption key here)")
+    if PLAIN_TRAILER not in scan.tail:
+        return dict(status="failed", method="read-back", message="the dump does not end with pg_dump's completion line")
+    missing = []
+    if snapshot and req.type in ("full", "data"):
+        missing = sorted(t for t, v in snapshot["tables"].items()
+                         if v["kind"] == "r" and t not in scan.tables and _selected(req, t))
+    if missing:
+        return dict(status="failed", method="read-back", tables=len(scan.tables),
+                    message="the dump has no data for %d tables: %s" % (len(missing), ", ".join(missing[:10])))
+    return dict(status="passed", method="read-back", tables=len(scan.tables),
+                message="sha256 matches; the whole dump was read back, decompressed%s and has data for %d tables"
+                        % (" and restored to SQL" if req.format == "custom" else "", len(scan.tables)))
+
+
+def _selected(req, table):
+    """Whether `table` (schema.name) was meant to be in the dump, given the selection options."""
+    schema, dummy, name = table.partition(".")
+    if req.schemas and schema not in req.schemas:
+        return False
+    if schema in req.exclude_schemas:
+        return False
+    patterns = [(_glob_regex(p)) for p in req.tables]
+    if patterns and not any(re.match(p, table) or re.match(p, name) for p in patterns):
+        return False
+    if any(re.match(_glob_regex(p), table) or re.match(_glob_regex(p), name) for p in req.exclude_tables + req.exclude_table_data):
+        return False
+    return True

@@ -1,0 +1,342 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: backup
+short_description: Make a verified, streamed PostgreSQL backup to local disk and/or S3
+version_added: 0.1.0
+description:
+  - Streams pg_dump (or pg_dumpall for globals) through optional compression and GPG
+    encryption into every destination in one pass, computing the sha256 of the stored
+    bytes as they are written; nothing is written twice and nothing is read back to hash it.
+  - The dump becomes visible only when every process of the pipeline exited 0 (a local
+    C(.partial) file renamed, an S3 multipart upload completed); otherwise it is removed
+    (or the upload aborted) and the task fails. A C(manifest.json) is written beside it
+    last, atomically; a backup without a manifest is incomplete.
+  - pg_dump runs on a snapshot exported by the module's own transaction, in which the
+    exact row count of every table, the sizes and the schema fingerprint are read for the
+    manifest, so they describe exactly what was dumped.
+  - Two backups of one database to one destination are serialised by an advisory lock
+    on the server; the second waits up to O(lock_wait) seconds.
+  - Layout, locally and in S3, C(<database>/<backup_id>/<database>.dump[.gz|.zst|.lz4][.gpg])
+    and C(<database>/<backup_id>/manifest.json); files 0600, directories 0700.
+  - Not yet available - directory format and parallel jobs, C(include_globals),
+    O(verify=restore), retention, and the backup_info module; see the project's issue tracker.
+options:
+  type:
+    description:
+      - What to dump - everything, the schema only, the data only, or the cluster's roles and
+        tablespaces (C(pg_dumpall --globals-only), always plain SQL).
+    type: str
+    choices: [ full, schema, data, globals ]
+    default: full
+  format:
+    description:
+      - pg_dump's archive format. C(custom) restores selectively and in parallel with pg_restore.
+    type: str
+    choices: [ custom, plain ]
+    default: custom
+  compression:
+    description:
+      - Compression method. For the custom format gzip is done by pg_dump itself; zstd and lz4
+        (and every method for plain SQL) run in the stream, which needs the C(zstd), C(lz4) or
+        C(gzip) program on the host running the module.
+    type: str
+    choices: [ gzip, zstd, lz4, none ]
+    default: gzip
+  compression_level:
+    description:
+      - Compression level; gzip 1-9 (default 6), zstd 1-19 (default 3), lz4 1-12 (default 1).
+    type: int
+  schemas:
+    description: Dump only these schemas (pg_dump C(--schema) patterns); one matching nothing is an error.
+    type: list
+    elements: str
+    default: []
+  exclude_schemas:
+    description: Leave these schemas out (C(--exclude-schema)).
+    type: list
+    elements: str
+    default: []
+  tables:
+    description:
+      - Dump only these tables (C(--table) patterns); one matching nothing fails the task
+        before any data is written.
+    type: list
+    elements: str
+    default: []
+  exclude_tables:
+    description: Leave these tables out (C(--exclude-table)).
+    type: list
+    elements: str
+    default: []
+  exclude_table_data:
+    description: Dump these tables' definitions but not their rows (C(--exclude-table-data)).
+    type: list
+    elements: str
+    default: []
+  dest:
+    description:
+      - A local directory to store the backup under. It must exist.
+      - At least one of O(dest) and O(s3) is required.
+    type: path
+  s3:
+    description:
+      - An S3 (or S3-compatible) location. With O(s3) alone the dump streams straight into a
+        multipart upload, with no local copy and bounded memory.
+    type: dict
+    suboptions:
+      bucket:
+        description: The bucket. It must exist.
+        type: str
+        required: true
+      prefix:
+        description: Key prefix under which backups are stored.
+        type: str
+        default: ""
+      region:
+        description: The bucket's region.
+        type: str
+      endpoint_url:
+        description: Endpoint of an S3-compatible service (MinIO, Ceph, ...).
+        type: str
+      access_key:
+        description:
+          - Access key ID. When unset, the AWS default credential chain (environment, profile,
+            instance role) applies.
+        type: str
+      secret_key:
+        description: Secret access key. Never logged.
+        type: str
+      session_token:
+        description: Session token of temporary credentials. Never logged.
+        type: str
+      profile:
+        description: A named profile of the AWS configuration files.
+        type: str
+      server_side_encryption:
+        description: Server-side encryption of the stored objects.
+        type: str
+        choices: [ AES256, aws:kms ]
+      kms_key_id:
+        description: The KMS key for C(aws:kms).
+        type: str
+      storage_class:
+        description: Storage class of the stored objects (e.g. C(STANDARD_IA)).
+        type: str
+  encryption:
+    description:
+      - GPG encryption in the stream, before the bytes leave the host. To a recipient's public
+        key (the backup host then cannot read old backups) or with a passphrase.
+    type: dict
+    suboptions:
+      public_key:
+        description: File holding the recipient's public key (armored or binary).
+        type: path
+      passphrase:
+        description: Symmetric passphrase (AES256). Never logged, never on a command line.
+        type: str
+      private_key:
+        description:
+          - File holding the matching private key, used only to verify the contents of a
+            public-key encrypted backup. Without it such a backup is verified by its checksum alone.
+        type: path
+  verify:
+    description:
+      - C(list) reads the whole stored backup back in one stream - checks its sha256 against the one
+        written, decrypts and decompresses it, and (custom format) has pg_restore turn every entry into
+        SQL, which must hold data for every table of the snapshot and end with pg_dump's completion
+        line. A public-key encrypted backup without O(encryption.private_key) is verified by its sha256 alone.
+      - A backup that fails verification keeps its manifest, marked failed, and fails the task.
+    type: str
+    choices: [ none, list ]
+    default: list
+  label:
+    description: A label such as C(nightly) or C(pre-migration), part of the backup id.
+    type: str
+  tags:
+    description: "Free-form tags recorded in the manifest, for example C({release: 2.4.1})."
+    type: dict
+    default: {}
+  lock_wait_timeout:
+    description:
+      - Seconds pg_dump waits for a table lock before failing (C(--lock-wait-timeout)),
+        so a backup never queues for ever behind a long lock.
+    type: int
+  lock_wait:
+    description: Seconds to wait for another backup of the same database to the same destination to finish.
+    type: int
+    default: 600
+  client_bindir:
+    description:
+      - Directory of the PostgreSQL client tools; by default the distribution's versioned
+        directories and E(PATH) are searched for ones not older than the server.
+    type: path
+extends_documentation_fragment:
+  - pgops.runbook.connection
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Connects, checks the client tools and the selection, and reports the database's size and the destinations; writes nothing.
+  diff_mode:
+    support: none
+    details: A backup does not change the database.
+  platform:
+    platforms: posix
+requirements:
+  - boto3 (for O(s3))
+  - gpg, zstd or lz4 on the host running the module when those options use them
+author:
+  - pgops.runbook maintainers (@pgops)
+'''
+
+EXAMPLES = r'''
+- name: Nightly backup to local disk and S3, encrypted to the DBA team's key
+  pgops.runbook.backup:
+    login_db: healthcare_db
+    dest: /var/backups/postgresql
+    s3:
+      bucket: hospital-db-backups
+      prefix: prod
+      server_side_encryption: aws:kms
+      kms_key_id: alias/db-backups
+    compression: zstd
+    encryption:
+      public_key: /etc/pgops/dba-team.pub.asc
+    label: nightly
+    lock_wait_timeout: 300
+
+- name: Pre-migration backup straight to S3 (no local copy)
+  pgops.runbook.backup:
+    dsn: "{{ database_url }}"
+    s3:
+      bucket: hospital-db-backups
+    label: pre-migration
+    tags:
+      release: "2.4.1"
+  register: pre_migration_backup
+'''
+
+RETURN = r'''
+backup_id:
+  description: The backup's id, C(<database>-<UTC timestamp>[-<label>]).
+  returned: success
+  type: str
+  sample: healthcare_db-20261125T020000Z-nightly
+locations:
+  description: Where the dump was stored (a path and/or an C(s3://) URI).
+  returned: success
+  type: list
+  elements: str
+size_bytes:
+  description: Size of the stored dump.
+  returned: success
+  type: int
+sha256:
+  description: sha256 of the stored bytes, computed while they were written.
+  returned: success
+  type: str
+duration_s:
+  description: Seconds the backup took, verification included.
+  returned: success
+  type: float
+verified:
+  description: Whether verification passed.
+  returned: success
+  type: bool
+verification:
+  description: The verification's status (passed, failed, skipped), method and message.
+  returned: success
+  type: dict
+manifest:
+  description: The manifest written beside the dump.
+  returned: success
+  type: dict
+stages:
+  description: Each pipeline process and its exit status.
+  returned: success
+  type: list
+  elements: dict
+discarded_incomplete:
+  description: Partial files and unfinished S3 uploads of this database that an earlier failed run left behind
+    (for example when the network died before the upload could be aborted), removed once this run held the backup lock.
+  returned: success
+  type: list
+  elements: str
+destinations:
+  description: In check mode, where the dump would be stored.
+  returned: check mode
+  type: list
+  elements: str
+database_bytes:
+  description: In check mode, the database's size on disk.
+  returned: check mode
+  type: int
+'''
+
+from ansible_collections.pgops.runbook.plugins.module_utils.backup.destinations import s3_argument_spec, storages_from_params
+from ansible_collections.pgops.runbook.plugins.module_utils.backup.engine import BackupRequest, run_backup
+from ansible_collections.pgops.runbook.plugins.module_utils.backup.stages import Encryption
+from ansible_collections.pgops.runbook.plugins.module_utils.module_base import pgops_module, run_engine
+
+
+def main():
+    module = pgops_module(
+        dict(
+            type=dict(type="str", choices=["full", "schema", "data", "globals"], default="full"),
+            format=dict(type="str", choices=["custom", "plain"], default="custom"),
+            compression=dict(type="str", choices=["gzip", "zstd", "lz4", "none"], default="gzip"),
+            compression_level=dict(type="int"),
+            schemas=dict(type="list", elements="str", default=[]),
+            exclude_schemas=dict(type="list", elements="str", default=[]),
+            tables=dict(type="list", elements="str", default=[]),
+            exclude_tables=dict(type="list", elements="str", default=[]),
+            exclude_table_data=dict(type="list", elements="str", default=[]),
+            dest=dict(type="path"),
+            s3=dict(type="dict", options=s3_argument_spec()),
+            encryption=dict(type="dict", options=dict(
+                public_key=dict(type="path"),
+                passphrase=dict(type="str", no_log=True),
+                private_key=dict(type="path"),
+            ), mutually_exclusive=[["public_key", "passphrase"]], required_one_of=[["public_key", "passphrase"]]),
+            verify=dict(type="str", choices=["none", "list"], default="list"),
+            label=dict(type="str"),
+            tags=dict(type="dict", default={}),
+            lock_wait_timeout=dict(type="int"),
+            lock_wait=dict(type="int", default=600),
+            client_bindir=dict(type="path"),
+        ),
+        required_one_of=[["dest", "s3"]],
+        supports_check_mode=True,
+    )
+    p = module.params
+
+    def engine(settings):
+        storages = storages_from_params(p["dest"], p["s3"])
+        encryption = Encryption(**p["encryption"]) if p["encryption"] else None
+
+        def backup():
+            request = BackupRequest(
+                storages, type=p["type"], format=p["format"], compression=p["compression"],
+                compression_level=p["compression_level"], schemas=p["schemas"], exclude_schemas=p["exclude_schemas"],
+                tables=p["tables"], exclude_tables=p["exclude_tables"], exclude_table_data=p["exclude_table_data"],
+                encryption=encryption, verify=p["verify"], label=p["label"], tags=p["tags"],
+                lock_wait_timeout=p["lock_wait_timeout"], lock_wait=p["lock_wait"], client_bindir=p["client_bindir"])
+            return run_backup(settings, request, check_mode=module.check_mode)
+
+        if encryption is None:
+            return backup()
+        with encryption:
+            return backup()
+
+    run_engine(module, engine)
+
+
+if __name__ == "__main__":
+    main()
