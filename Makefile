@@ -79,6 +79,7 @@ unit: venv collection-path
 	@$(ROOT)/tests/quality/pytest.sh tests/unit $(PYTEST_ARGS)
 
 integration: venv collection-path
+	@$(ROOT)/tests/quality/system-packages.sh
 	@$(ROOT)/tests/quality/pytest.sh tests/integration $(PYTEST_ARGS)
 
 lint: venv collection-path
