@@ -21,12 +21,12 @@ description:
   - pg_dump runs on a snapshot exported by the module's own transaction, in which the
     exact row count of every table, the sizes and the schema fingerprint are read for the
     manifest, so they describe exactly what was dumped.
-  - Two backups of one database to one destination are serialised by an advisory lock
-    on the server; the second waits up to O(lock_wait) seconds.
+  - Two backups of one database are serialised by an advisory lock on the server (whatever
+    their destinations); the second waits up to O(lock_wait) seconds.
   - Layout, locally and in S3, C(<database>/<backup_id>/<database>.dump[.gz|.zst|.lz4][.gpg])
     and C(<database>/<backup_id>/manifest.json); files 0600, directories 0700.
-  - Not yet available - directory format and parallel jobs, C(include_globals),
-    O(verify=restore), retention, and the backup_info module; see the project's issue tracker.
+  - Not yet available - directory format and parallel jobs, C(include_globals) and
+    O(verify=restore); see the project's issue tracker.
 options:
   type:
     description:
@@ -163,13 +163,31 @@ options:
     description: "Free-form tags recorded in the manifest, for example C({release: 2.4.1})."
     type: dict
     default: {}
+  retention:
+    description:
+      - Applied after a successful backup, in every destination, to the backups of the same database
+        and O(label) only. A backup is kept when it is among the newest O(retention.keep_last) or younger
+        than O(retention.keep_days); whatever those say, the newest verified backup and the one just made
+        survive, and at least O(retention.min_keep) remain. Without keep_last and keep_days nothing is deleted.
+    type: dict
+    suboptions:
+      keep_last:
+        description: Keep the newest this many backups.
+        type: int
+      keep_days:
+        description: Keep backups younger than this many days.
+        type: int
+      min_keep:
+        description: Never leave fewer backups than this.
+        type: int
+        default: 1
   lock_wait_timeout:
     description:
       - Seconds pg_dump waits for a table lock before failing (C(--lock-wait-timeout)),
         so a backup never queues for ever behind a long lock.
     type: int
   lock_wait:
-    description: Seconds to wait for another backup of the same database to the same destination to finish.
+    description: Seconds to wait for another backup of the same database to finish.
     type: int
     default: 600
   client_bindir:
@@ -263,6 +281,11 @@ stages:
   returned: success
   type: list
   elements: dict
+deleted:
+  description: The backups retention deleted (in check mode, would delete), each with backup_id, location, verified and finished_at.
+  returned: always
+  type: list
+  elements: dict
 discarded_incomplete:
   description: Partial files and unfinished S3 uploads of this database that an earlier failed run left behind
     (for example when the network died before the upload could be aborted), removed once this run held the backup lock.
@@ -282,6 +305,7 @@ database_bytes:
 
 from ansible_collections.pgops.runbook.plugins.module_utils.backup.destinations import s3_argument_spec, storages_from_params
 from ansible_collections.pgops.runbook.plugins.module_utils.backup.engine import BackupRequest, run_backup
+from ansible_collections.pgops.runbook.plugins.module_utils.backup.retention import RetentionPolicy
 from ansible_collections.pgops.runbook.plugins.module_utils.backup.stages import Encryption
 from ansible_collections.pgops.runbook.plugins.module_utils.module_base import pgops_module, run_engine
 
@@ -308,6 +332,11 @@ def main():
             verify=dict(type="str", choices=["none", "list"], default="list"),
             label=dict(type="str"),
             tags=dict(type="dict", default={}),
+            retention=dict(type="dict", options=dict(
+                keep_last=dict(type="int"),
+                keep_days=dict(type="int"),
+                min_keep=dict(type="int", default=1),
+            )),
             lock_wait_timeout=dict(type="int"),
             lock_wait=dict(type="int", default=600),
             client_bindir=dict(type="path"),
@@ -327,7 +356,8 @@ def main():
                 compression_level=p["compression_level"], schemas=p["schemas"], exclude_schemas=p["exclude_schemas"],
                 tables=p["tables"], exclude_tables=p["exclude_tables"], exclude_table_data=p["exclude_table_data"],
                 encryption=encryption, verify=p["verify"], label=p["label"], tags=p["tags"],
-                lock_wait_timeout=p["lock_wait_timeout"], lock_wait=p["lock_wait"], client_bindir=p["client_bindir"])
+                lock_wait_timeout=p["lock_wait_timeout"], lock_wait=p["lock_wait"], client_bindir=p["client_bindir"],
+                retention=RetentionPolicy(**p["retention"]) if p["retention"] else None)
             return run_backup(settings, request, check_mode=module.check_mode)
 
         if encryption is None:

@@ -347,3 +347,57 @@ def test_a_missing_bucket_fails_before_anything_is_written(pg, clinic, tmp_path,
     result, dummy = backup(pg, dest=str(tmp_path), s3=s3_option(s3, "no-such-bucket"))
     assert result["failed"] and "no-such-bucket" in result["msg"] and "does not exist" in result["msg"], result["msg"]
     assert files_under(str(tmp_path)) == []
+
+
+def backups_play(pg, tasks, check=False):
+    return run_play([{"name": name, "pgops.runbook.backup": dict(connection_vars(pg, db="clinic"), **options)}
+                     for name, options in tasks], check=check)
+
+
+def set_verification(dest, backup_id, status):
+    path = os.path.join(dest, "clinic", backup_id, "manifest.json")
+    with open(path) as handle:
+        manifest = json.load(handle)
+    manifest["verification"]["status"] = status
+    with open(path, "w") as handle:
+        json.dump(manifest, handle)
+
+
+def test_retention_never_deletes_the_newest_verified_backup(pg, clinic, tmp_path):
+    dest = str(tmp_path)
+    small = dict(dest=dest, tables=["public.patients"], compression="lz4")
+    run = backups_play(pg, [("n%d" % i, dict(small, label="nightly")) for i in range(4)]
+                       + [("weekly", dict(small, label="weekly"))])
+    ids = [run.result("n%d" % i)["backup_id"] for i in range(4)]
+    weekly = run.result("weekly")["backup_id"]
+    # The two newest nightly backups failed their verification (as their manifests say).
+    for backup_id in ids[2:]:
+        set_verification(dest, backup_id, "failed")
+    policy = dict(small, label="nightly", verify="none", retention=dict(keep_last=2))
+    preview = backups_play(pg, [("preview", policy)], check=True).result("preview")
+    assert sorted(d["backup_id"] for d in preview["deleted"]) == sorted([ids[0], ids[2]])
+    assert len(os.listdir(os.path.join(dest, "clinic"))) == 5  # check mode deleted nothing
+    result = backups_play(pg, [("retention", policy)]).result("retention")
+    assert not result["failed"], result.get("msg")
+    # keep_last 2 keeps this backup and ids[3]; ids[1] is the newest verified one; weekly is another label.
+    assert sorted(d["backup_id"] for d in result["deleted"]) == sorted([ids[0], ids[2]])
+    assert sorted(os.listdir(os.path.join(dest, "clinic"))) == sorted([ids[1], ids[3], result["backup_id"], weekly])
+
+
+def test_retention_min_keep_and_s3(pg, clinic, s3, bucket):
+    from tests.harness.s3 import client_for
+    client = client_for(s3)
+    small = dict(s3=s3_option(s3, bucket), tables=["public.patients"], label="hourly")
+    run = backups_play(pg, [("b%d" % i, small) for i in range(3)])
+    assert all(not run.result("b%d" % i)["failed"] for i in range(3))
+    # keep_days 0 would delete every older backup; min_keep 2 keeps the newest two.
+    last = backups_play(pg, [("last", dict(small, retention=dict(keep_days=0, min_keep=2)))]).result("last")
+    assert sorted(d["backup_id"] for d in last["deleted"]) == sorted(run.result("b%d" % i)["backup_id"] for i in range(2))
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert sorted(set(k.split("/")[2] for k in keys)) == sorted([run.result("b2")["backup_id"], last["backup_id"]])
+
+
+def test_retention_options_are_checked(pg, clinic, tmp_path):
+    result, dummy = backup(pg, dest=str(tmp_path), retention=dict(keep_last=0))
+    assert result["failed"] and "Option retention.keep_last must be 1 or more" in result["msg"]
+    assert files_under(str(tmp_path)) == []

@@ -30,6 +30,8 @@ try:
 except ImportError:  # pragma: no cover - the module reports the missing library
     psycopg2 = None
 
+from ansible_collections.pgops.runbook.plugins.module_utils.backup.catalog import MANIFEST_NAME
+from ansible_collections.pgops.runbook.plugins.module_utils.backup.retention import RetentionPolicy, apply_retention
 from ansible_collections.pgops.runbook.plugins.module_utils.backup.stages import (
     COMPRESSORS, compress_stage, compression_level as checked_compression_level, decompress_stage,
 )
@@ -38,7 +40,6 @@ from ansible_collections.pgops.runbook.plugins.module_utils.connection import co
 from ansible_collections.pgops.runbook.plugins.module_utils.errors import PgopsError
 from ansible_collections.pgops.runbook.plugins.module_utils.snapshot import read_snapshot, run_statement
 
-MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 CHUNK = 1024 * 1024
 # pg_dump ends with "-- PostgreSQL database dump complete", pg_dumpall with "... cluster dump complete".
@@ -55,7 +56,7 @@ class BackupRequest:
     def __init__(self, storages, type="full", format="custom", compression="gzip", compression_level=None,
                  schemas=None, exclude_schemas=None, tables=None, exclude_tables=None, exclude_table_data=None,
                  encryption=None, verify="list", label=None, tags=None, lock_wait_timeout=None, lock_wait=600,
-                 client_bindir=None):
+                 client_bindir=None, retention=None):
         if not storages:
             raise PgopsError("Give at least one destination: option dest and/or option s3.")
         if label is not None and not _LABEL_RE.match(label):
@@ -82,6 +83,7 @@ class BackupRequest:
         self.lock_wait_timeout = lock_wait_timeout
         self.lock_wait = lock_wait
         self.client_bindir = client_bindir
+        self.retention = retention or RetentionPolicy()
         if type in ("schema", "globals") and self.exclude_table_data:
             raise PgopsError("Option exclude_table_data makes no sense with type %s." % type)
 
@@ -184,8 +186,10 @@ def _glob_regex(pattern):
     return "^" + re.escape(pattern).replace("\\*", ".*").replace("\\?", ".") + "$"
 
 
-def _lock_key(database, storages):
-    return "%s|%s" % (database, "|".join(sorted(s.location for s in storages)))
+def _lock_key(database):
+    # One lock per database, whatever the destinations: under it, leftovers of this
+    # database's failed backups can be discarded everywhere, and retention can run.
+    return "backup|%s" % database
 
 
 def run_backup(settings, req, check_mode=False):
@@ -211,9 +215,12 @@ def run_backup(settings, req, check_mode=False):
         if check_mode:
             backup_id, dump_key, manifest_key = backup_keys(req, database, utc_now())
             destinations = [s.uri(dump_key) for s in req.storages]
+            # What retention would delete once this backup exists (it would be kept).
+            would_delete = apply_retention(req.storages, database, req.label, req.retention, utc_now(),
+                                           check_mode=True, pending=1)
             return dict(changed=True, backup_id=backup_id, database=database, database_bytes=info["bytes"],
-                        destinations=destinations, msg="Would back up %s (%d bytes on disk) to %s." % (
-                            database, info["bytes"], ", ".join(destinations)))
+                        destinations=destinations, deleted=would_delete,
+                        msg="Would back up %s (%d bytes on disk) to %s." % (database, info["bytes"], ", ".join(destinations)))
         for storage in req.storages:
             storage.check_writable()
         _take_lock(conn, database, req)
@@ -232,6 +239,10 @@ def run_backup(settings, req, check_mode=False):
             time.sleep(1.0 - started.microsecond / 1e6)
         result = _dump(conn, settings, tools, req, info, backup_id, dump_key, manifest_key, started, clock)
         result["discarded_incomplete"] = discarded
+        result["deleted"] = []
+        if not result.get("failed"):  # retention follows a verified (or unverified by choice) backup only
+            result["deleted"] = apply_retention(req.storages, database, req.label, req.retention, utc_now(),
+                                                keep_ids=(backup_id,))
         return result
     finally:
         conn.close()
@@ -242,7 +253,7 @@ def _take_lock(conn, database, req):
     with conn.cursor() as cur:
         cur.execute("SET lock_timeout = %s", ("%ds" % req.lock_wait,))
         try:
-            cur.execute("SELECT pg_advisory_lock(%s::int, hashtext(%s))", (LOCK_CLASS, _lock_key(database, req.storages)))
+            cur.execute("SELECT pg_advisory_lock(%s::int, hashtext(%s))", (LOCK_CLASS, _lock_key(database)))
         except psycopg2.Error as exc:
             if getattr(exc, "pgcode", None) == "55P03":
                 raise PgopsError("Another backup of %s to the same destination is running; gave up waiting after %d s "

@@ -1,0 +1,87 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The catalog of backups in one storage: every <database>/<backup_id>/ with its
+manifest. A backup without a readable manifest is incomplete, never a backup.
+backup_info, retention and the backup_freshness health check read it."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+MANIFEST_NAME = "manifest.json"
+
+
+class BackupEntry:
+    """One complete backup: its manifest and where its files are."""
+
+    def __init__(self, storage, manifest, keys):
+        self.storage = storage
+        self.manifest = manifest
+        self.keys = sorted(keys)
+        self.backup_id = manifest["backup_id"]
+        self.database = manifest["database"]
+        self.label = manifest.get("label")
+        self.finished_at = manifest.get("finished_at") or ""
+        self.verification_status = (manifest.get("verification") or {}).get("status", "unknown")
+        self.dump_key = "%s/%s/%s" % (self.database, self.backup_id, manifest.get("file", ""))
+        self.manifest_key = "%s/%s/%s" % (self.database, self.backup_id, MANIFEST_NAME)
+
+    @property
+    def verified(self):
+        return self.verification_status == "passed"
+
+    def summary(self):
+        """What backup_info returns for it."""
+        m = self.manifest
+        return dict(backup_id=self.backup_id, database=self.database, label=self.label, tags=m.get("tags") or {},
+                    type=m.get("type"), format=m.get("dump_format"), started_at=m.get("started_at"),
+                    finished_at=self.finished_at, size_bytes=m.get("size_bytes"), sha256=m.get("sha256"),
+                    verified=self.verified, verification=m.get("verification"), location=self.storage.uri(self.dump_key),
+                    manifest_location=self.storage.uri(self.manifest_key), encryption=m.get("encryption"),
+                    compression=m.get("compression"), server_version=m.get("server_version"))
+
+
+class IncompleteBackup:
+    """A backup directory without a usable manifest (a crash, a half-done delete)."""
+
+    def __init__(self, storage, database, backup_id, keys, reason):
+        self.storage = storage
+        self.database = database
+        self.backup_id = backup_id
+        self.keys = sorted(keys)
+        self.reason = reason
+
+    def summary(self):
+        return dict(backup_id=self.backup_id, database=self.database, reason=self.reason,
+                    locations=[self.storage.uri(k) for k in self.keys])
+
+
+def read_catalog(storage, database=None):
+    """(complete backups sorted oldest first, incomplete ones) under `storage`."""
+    groups = {}
+    for info in storage.list((database + "/") if database else ""):
+        parts = info.key.split("/")
+        if len(parts) != 3:
+            continue  # not <database>/<backup_id>/<file>
+        groups.setdefault((parts[0], parts[1]), []).append(info.key)
+    complete, incomplete = [], []
+    for (db, backup_id), keys in sorted(groups.items()):
+        manifest_key = "%s/%s/%s" % (db, backup_id, MANIFEST_NAME)
+        if manifest_key not in keys:
+            incomplete.append(IncompleteBackup(storage, db, backup_id, keys, "no manifest"))
+            continue
+        try:
+            manifest = json.loads(storage.get(manifest_key).decode("utf-8"))
+            if manifest.get("backup_id") != backup_id or manifest.get("database") != db:
+                raise ValueError("the manifest describes another backup")
+            entry = BackupEntry(storage, manifest, keys)
+            if entry.dump_key not in keys:
+                raise ValueError("its dump file %s is missing" % manifest.get("file"))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            incomplete.append(IncompleteBackup(storage, db, backup_id, keys, "unusable manifest: %s" % exc))
+            continue
+        complete.append(entry)
+    complete.sort(key=lambda e: (e.finished_at, e.backup_id))
+    return complete, incomplete
