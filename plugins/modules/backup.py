@@ -25,8 +25,8 @@ description:
     their destinations); the second waits up to O(lock_wait) seconds.
   - Layout, locally and in S3, C(<database>/<backup_id>/<database>.dump[.gz|.zst|.lz4][.gpg])
     and C(<database>/<backup_id>/manifest.json); files 0600, directories 0700.
-  - Not yet available - directory format and parallel jobs, C(include_globals) and
-    O(verify=restore); see the project's issue tracker.
+  - Not yet available - directory format and parallel jobs, and C(include_globals);
+    see the project's issue tracker.
 options:
   type:
     description:
@@ -152,9 +152,13 @@ options:
         written, decrypts and decompresses it, and (custom format) has pg_restore turn every entry into
         SQL, which must hold data for every table of the snapshot and end with pg_dump's completion
         line. A public-key encrypted backup without O(encryption.private_key) is verified by its sha256 alone.
+      - C(restore) (O(type=full) only; other types are verified as with C(list)) restores the stored backup,
+        in the same single read, into a scratch database C(pgops_verify_<hash>) created for it, compares the
+        restored copy's exact row counts and schema fingerprint with the manifest's, and drops it. The login
+        role needs CREATEDB. The staging and production profiles of the backup role use it.
       - A backup that fails verification keeps its manifest, marked failed, and fails the task.
     type: str
-    choices: [ none, list ]
+    choices: [ none, list, restore ]
     default: list
   label:
     description: A label such as C(nightly) or C(pre-migration), part of the backup id.
@@ -329,7 +333,7 @@ def main():
                 passphrase=dict(type="str", no_log=True),
                 private_key=dict(type="path"),
             ), mutually_exclusive=[["public_key", "passphrase"]], required_one_of=[["public_key", "passphrase"]]),
-            verify=dict(type="str", choices=["none", "list"], default="list"),
+            verify=dict(type="str", choices=["none", "list", "restore"], default="list"),
             label=dict(type="str"),
             tags=dict(type="dict", default={}),
             retention=dict(type="dict", options=dict(

@@ -27,6 +27,7 @@ import time
 try:
     import psycopg2
     import psycopg2.extras
+    import psycopg2.sql
 except ImportError:  # pragma: no cover - the module reports the missing library
     psycopg2 = None
 
@@ -38,7 +39,7 @@ from ansible_collections.pgops.runbook.plugins.module_utils.backup.stages import
 from ansible_collections.pgops.runbook.plugins.module_utils.client_tools import ClientTools
 from ansible_collections.pgops.runbook.plugins.module_utils.connection import connect
 from ansible_collections.pgops.runbook.plugins.module_utils.errors import PgopsError
-from ansible_collections.pgops.runbook.plugins.module_utils.snapshot import read_snapshot, run_statement
+from ansible_collections.pgops.runbook.plugins.module_utils.snapshot import compare_snapshots, read_snapshot, run_statement, take_snapshot
 
 MANIFEST_FORMAT = 1
 CHUNK = 1024 * 1024
@@ -305,7 +306,8 @@ def _dump(conn, settings, tools, req, info, backup_id, dump_key, manifest_key, s
                 cur.execute("ROLLBACK")
     finished = utc_now()
     sha256 = sink.sha256.hexdigest()
-    verification = verify_backup(req, tools, req.storages[0], dump_key, sha256, snapshot_holder.get("snapshot"))
+    verification = verify_backup(req, tools, req.storages[0], dump_key, sha256, snapshot_holder.get("snapshot"),
+                                 settings=settings, backup_id=backup_id)
     manifest = dict(
         format=MANIFEST_FORMAT,
         backup_id=backup_id,
@@ -377,24 +379,86 @@ class ScriptScan:
             self.tail = (self.tail + chunk)[-4096:]
 
 
-def verify_backup(req, tools, storage, key, sha256, snapshot):
+def scratch_database_name(backup_id):
+    """A name for the verification database, unique per backup, within 63 bytes."""
+    return "pgops_verify_" + hashlib.sha256(backup_id.encode("utf-8")).hexdigest()[:16]
+
+
+def verify_backup(req, tools, storage, key, sha256, snapshot, settings=None, backup_id=""):
     """Read the stored backup back in one stream: its sha256 must match the one written
-    and, when it can be decrypted, it is decrypted, decompressed and (custom format)
-    restored to a SQL script, which must hold data for every table of the snapshot and
-    end with pg_dump's completion line. Every data block is read and decompressed."""
+    and, when it can be decrypted, it is decrypted and decompressed, then either
+    (list) turned into SQL (custom format: pg_restore), which must hold data for
+    every table of the snapshot and end with pg_dump's completion line, or (restore)
+    restored into a scratch database whose exact row counts and schema fingerprint
+    must equal the manifest's; the scratch database is always dropped."""
     if req.verify == "none":
         return dict(status="skipped", method="none", message="verification was not requested")
-    digest = hashlib.sha256()
     decryptable = not req.encryption or req.encryption.can_decrypt()
+    restore = req.verify == "restore" and req.type == "full" and decryptable and snapshot is not None
+    scratch = scratch_database_name(backup_id) if restore else None
     stages = []
     if req.encryption and decryptable:
         stages.append(req.encryption.decrypt_stage())
     if req.compression != "none" and not req.compress_in_pg_dump:
         stages.append(decompress_stage(req.compression))
-    if req.format == "custom":
+    if restore and req.format == "custom":
+        stages.append(["pg_restore", "--exit-on-error", "--no-owner", "--dbname=" + scratch])
+    elif restore:
+        stages.append(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--dbname=" + scratch])
+    elif req.format == "custom":
         stages.append(["pg_restore", "--file=-"])
     if not decryptable:
         stages = [["cat"]]  # only the checksum can be verified here
+    if not restore:
+        return _read_back(req, tools, storage, key, sha256, snapshot, stages, decryptable)
+    admin, dummy = connect(settings, application_name="pgops.runbook backup verify")
+    try:
+        with admin.cursor() as cur:
+            cur.execute(psycopg2.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg2.sql.Identifier(scratch)))
+            cur.execute(psycopg2.sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING %s LC_COLLATE %s LC_CTYPE %s").format(
+                psycopg2.sql.Identifier(scratch)), (snapshot["encoding"], snapshot["collate"], snapshot["ctype"]))
+        try:
+            outcome = _read_back(req, tools, storage, key, sha256, snapshot, stages, decryptable, check_script=False)
+            if outcome["status"] != "passed":
+                return outcome
+            restored, dummy = take_snapshot(settings.with_database(scratch), exact_counts=True)
+            differences = restore_differences(req, snapshot, restored)
+            if differences:
+                return dict(status="failed", method="restore", differences=differences[:20],
+                            message="the restored copy differs from the manifest: %s"
+                                    % " ".join(d["message"] for d in differences[:5]))
+            return dict(status="passed", method="restore", tables=len(restored["tables"]),
+                        message="sha256 matches; restored into a scratch database, whose %d tables' exact row counts "
+                                "and schema fingerprint equal the manifest's" % len(restored["tables"]))
+        finally:
+            with admin.cursor() as cur:
+                cur.execute(psycopg2.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg2.sql.Identifier(scratch)))
+    except psycopg2.Error as exc:
+        return dict(status="failed", method="restore", message="the scratch database could not be used: %s"
+                    % str(exc).strip().splitlines()[0])
+    finally:
+        admin.close()
+
+
+def restore_differences(req, expected, restored):
+    """What differs between the manifest's snapshot and the restored copy. With a
+    selection (schemas, tables, exclusions) only the selected tables' rows are compared."""
+    if not (req.schemas or req.exclude_schemas or req.tables or req.exclude_tables or req.exclude_table_data):
+        return compare_snapshots(expected, restored, 0)
+    differences = []
+    for table, facts in sorted(expected["tables"].items()):
+        if facts["kind"] != "r" or not _selected(req, table):
+            continue
+        got = restored["tables"].get(table, {}).get("rows")
+        if got != facts["rows"]:
+            differences.append(dict(kind="rows_changed", object=table, before=facts["rows"], after=got,
+                                    message="Table %s has %s rows restored, %s in the manifest." % (table, got, facts["rows"])))
+    return differences
+
+
+def _read_back(req, tools, storage, key, sha256, snapshot, stages, decryptable, check_script=True):
+    """Stream the stored bytes through `stages`, hashing them on the way."""
+    digest = hashlib.sha256()
     source = storage.reader(key)
 
     def feed(write_fd):
@@ -432,6 +496,8 @@ def verify_backup(req, tools, storage, key, sha256, snapshot):
     if not decryptable:
         return dict(status="passed", method="checksum",
                     message="sha256 of the stored bytes matches; the contents were not read (no decryption key here)")
+    if not check_script:
+        return dict(status="passed", method="restore", message="sha256 matches and the restore succeeded")
     if PLAIN_TRAILER not in scan.tail:
         return dict(status="failed", method="read-back", message="the dump does not end with pg_dump's completion line")
     missing = []
