@@ -25,8 +25,7 @@ description:
     their destinations); the second waits up to O(lock_wait) seconds.
   - Layout, locally and in S3, C(<database>/<backup_id>/<database>.dump[.gz|.zst|.lz4][.gpg])
     and C(<database>/<backup_id>/manifest.json); files 0600, directories 0700.
-  - Not yet available - directory format and parallel jobs, and C(include_globals);
-    see the project's issue tracker.
+  - Not yet available - the directory format and parallel jobs; see the project's issue tracker.
 options:
   type:
     description:
@@ -35,6 +34,13 @@ options:
     type: str
     choices: [ full, schema, data, globals ]
     default: full
+  include_globals:
+    description:
+      - With O(type=full), also store the cluster's roles and tablespaces (pg_dumpall
+        C(--globals-only)) beside the dump, through the same compression and encryption, as
+        C(globals.sql[...]) with its own sha256 in the manifest. Reading role passwords needs a superuser.
+    type: bool
+    default: false
   format:
     description:
       - pg_dump's archive format. C(custom) restores selectively and in parallel with pg_restore.
@@ -318,6 +324,7 @@ def main():
     module = pgops_module(
         dict(
             type=dict(type="str", choices=["full", "schema", "data", "globals"], default="full"),
+            include_globals=dict(type="bool", default=False),
             format=dict(type="str", choices=["custom", "plain"], default="custom"),
             compression=dict(type="str", choices=["gzip", "zstd", "lz4", "none"], default="gzip"),
             compression_level=dict(type="int"),
@@ -361,7 +368,8 @@ def main():
                 tables=p["tables"], exclude_tables=p["exclude_tables"], exclude_table_data=p["exclude_table_data"],
                 encryption=encryption, verify=p["verify"], label=p["label"], tags=p["tags"],
                 lock_wait_timeout=p["lock_wait_timeout"], lock_wait=p["lock_wait"], client_bindir=p["client_bindir"],
-                retention=RetentionPolicy(**p["retention"]) if p["retention"] else None)
+                retention=RetentionPolicy(**p["retention"]) if p["retention"] else None,
+                include_globals=p["include_globals"])
             return run_backup(settings, request, check_mode=module.check_mode)
 
         if encryption is None:

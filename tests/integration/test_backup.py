@@ -145,21 +145,27 @@ def test_check_mode_writes_nothing(pg, clinic, tmp_path):
 
 
 def kill_when_running(program, delay, found):
-    """Kill `program` (by name, our children only) `delay` s after it appears."""
+    """Kill `program` (by name) `delay` s after it starts streaming; the tools'
+    `--version` probes, which come and go first, are not it."""
     deadline = time.time() + 30
     while time.time() < deadline:
         for path in glob.glob("/proc/[0-9]*/comm"):
             try:
                 with open(path) as handle:
-                    if handle.read().strip() == program:
-                        pid = int(path.split("/")[2])
-                        time.sleep(delay)
-                        os.kill(pid, signal.SIGKILL)
-                        found.append(pid)
-                        return
+                    if handle.read().strip() != program:
+                        continue
+                with open(path[:-4] + "cmdline", "rb") as handle:
+                    cmdline = handle.read()
+                if not cmdline or b"--version" in cmdline:  # an exited probe (a zombie has none)
+                    continue
+                pid = int(path.split("/")[2])
+                time.sleep(delay)
+                os.kill(pid, signal.SIGKILL)
+                found.append(pid)
+                return
             except (OSError, ValueError):
                 pass
-        time.sleep(0.01)
+        time.sleep(0.005)
 
 
 @pytest.mark.parametrize("program, options", [
@@ -431,3 +437,26 @@ def test_verify_restore_catches_a_dump_that_does_not_restore(cluster, pg, clinic
     manifests = [json.load(open(p)) for p in glob.glob(str(tmp_path / "brokendb" / "*" / "manifest.json"))]
     assert sorted(m["verification"]["status"] for m in manifests) == ["failed", "passed"]
     assert not cluster.primary.execute("SELECT datname FROM pg_database WHERE datname LIKE 'pgops_verify_%'")
+
+
+def test_include_globals_stores_roles_beside_the_dump(pg, clinic, tmp_path):
+    result, dummy = backup(pg, dest=str(tmp_path), tables=["public.patients"], include_globals=True,
+                           compression="gzip", encryption=dict(passphrase=PASSPHRASE))
+    assert not result["failed"] and result["verified"], result.get("msg")
+    part = result["manifest"]["globals"]
+    assert part["file"] == "globals.sql.gz.gpg" and part["verification"]["status"] == "passed"
+    folder = os.path.join(str(tmp_path), "clinic", result["backup_id"])
+    assert sorted(os.listdir(folder)) == ["clinic.dump.gpg", "globals.sql.gz.gpg", "manifest.json"]
+    assert sha256_of(os.path.join(folder, part["file"])) == part["sha256"]
+    refused, dummy = backup(pg, dest=str(tmp_path), type="schema", include_globals=True)
+    assert refused["failed"] and "include_globals goes with type full" in refused["msg"]
+
+
+def test_a_failing_globals_dump_takes_the_dump_with_it(pg, clinic, tmp_path):
+    found = []
+    killer = threading.Thread(target=kill_when_running, args=("pg_dumpall", 0.0, found))
+    killer.start()
+    result, dummy = backup(pg, dest=str(tmp_path), tables=["public.patients"], include_globals=True)
+    killer.join()
+    assert found and result["failed"] and "pg_dumpall" in result["msg"], result.get("msg")
+    assert files_under(str(tmp_path)) == []

@@ -57,7 +57,7 @@ class BackupRequest:
     def __init__(self, storages, type="full", format="custom", compression="gzip", compression_level=None,
                  schemas=None, exclude_schemas=None, tables=None, exclude_tables=None, exclude_table_data=None,
                  encryption=None, verify="list", label=None, tags=None, lock_wait_timeout=None, lock_wait=600,
-                 client_bindir=None, retention=None):
+                 client_bindir=None, retention=None, include_globals=False):
         if not storages:
             raise PgopsError("Give at least one destination: option dest and/or option s3.")
         if label is not None and not _LABEL_RE.match(label):
@@ -85,6 +85,9 @@ class BackupRequest:
         self.lock_wait = lock_wait
         self.client_bindir = client_bindir
         self.retention = retention or RetentionPolicy()
+        if include_globals and type != "full":
+            raise PgopsError("Option include_globals goes with type full only (type globals dumps them alone).")
+        self.include_globals = include_globals
         if type in ("schema", "globals") and self.exclude_table_data:
             raise PgopsError("Option exclude_table_data makes no sense with type %s." % type)
 
@@ -208,6 +211,8 @@ def run_backup(settings, req, check_mode=False):
         tools = ClientTools(settings, info["version_num"] // 10000, req.client_bindir)
         dump_tool = "pg_dumpall" if req.type == "globals" else "pg_dump"
         tools.path(dump_tool)  # refuses a client older than the server, before anything is written
+        if req.include_globals:
+            tools.path("pg_dumpall")
         if req.verify == "list" and req.format == "custom":
             tools.path("pg_restore")
         missing = _missing_tables(req, conn)
@@ -263,51 +268,100 @@ def _take_lock(conn, database, req):
         cur.execute("RESET lock_timeout")
 
 
+def stream_into(tools, storages, key, stages, while_running=None):
+    """Run `stages` and store their output under `key` in every storage, hashing it in
+    the same pass. `while_running()` runs in a thread meanwhile; its exception fails
+    the whole. Committed only when everything succeeded, otherwise aborted and deleted.
+    Returns (sink, each stage's status)."""
+    writers = [storage.writer(key) for storage in storages]
+    sink = StreamSink(writers)
+    failure = []
+    worker = None
+    if while_running:
+        def guarded():
+            try:
+                while_running()
+            except Exception as exc:  # reported after the stream
+                failure.append(exc)
+        worker = threading.Thread(target=guarded)
+        worker.start()
+    try:
+        try:
+            dummy, statuses = tools.run(stages, consume=sink)
+        finally:
+            if worker:
+                worker.join()
+        if failure:
+            raise failure[0] if isinstance(failure[0], PgopsError) else PgopsError("%s" % failure[0])
+        for writer in writers:
+            writer.commit()
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        for storage in storages:  # some destinations may have committed before another failed
+            storage.delete([key])
+        raise
+    return sink, statuses
+
+
+def globals_stages(req):
+    """pg_dumpall --globals-only through the stream's compression and encryption."""
+    stages = [["pg_dumpall", "--globals-only", "--no-password"]]
+    if req.compression != "none":
+        stages.append(compress_stage(req.compression, req.compression_level))
+    if req.encryption:
+        stages.append(req.encryption.encrypt_stage())
+    return stages
+
+
+def globals_file_name(req):
+    name = "globals.sql"
+    if req.compression != "none":
+        name += COMPRESSORS[req.compression][1]
+    return name + (".gpg" if req.encryption else "")
+
+
 def _dump(conn, settings, tools, req, info, backup_id, dump_key, manifest_key, started, clock):
     database = info["database"]
     snapshot_holder = {}
+    globals_key = None
     with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
         snapshot_id = None
         if req.type != "globals":
             run_statement(cur, "a consistent snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             snapshot_id = run_statement(cur, "an exported snapshot", "SELECT pg_export_snapshot() AS id")[0]["id"]
-        writers = [storage.writer(dump_key) for storage in req.storages]
-        sink = StreamSink(writers)
-        reader = None
-        if snapshot_id:
+
+        def read_counts():
             # Exact row counts in the dump's own snapshot, read while pg_dump runs.
-            def read_counts():
-                try:
-                    snapshot_holder["snapshot"] = read_snapshot(cur, exact_counts=req.type != "schema")[0]
-                except Exception as exc:  # reported after the dump
-                    snapshot_holder["error"] = exc
-            reader = threading.Thread(target=read_counts)
-            reader.start()
+            snapshot_holder["snapshot"] = read_snapshot(cur, exact_counts=req.type != "schema")[0]
+
         try:
-            try:
-                dummy, stages = tools.run(stream_stages(req, dump_command(req, snapshot_id)), consume=sink)
-            finally:
-                if reader:
-                    reader.join()
-            if "error" in snapshot_holder:
-                err = snapshot_holder["error"]
-                raise err if isinstance(err, PgopsError) else PgopsError("Reading the table snapshot failed: %s" % err)
-            for writer in writers:
-                writer.commit()
-        except BaseException:
-            for writer in writers:
-                writer.abort()
-            # Some destinations may have committed before another failed.
-            for storage in req.storages:
-                storage.delete([dump_key])
-            raise
+            sink, stages = stream_into(tools, req.storages, dump_key, stream_stages(req, dump_command(req, snapshot_id)),
+                                       while_running=read_counts if snapshot_id else None)
         finally:
             if snapshot_id and not conn.closed:
                 cur.execute("ROLLBACK")
+    globals_part = None
+    if req.include_globals:
+        globals_key = dump_key.rsplit("/", 1)[0] + "/" + globals_file_name(req)
+        try:
+            globals_sink, globals_statuses = stream_into(tools, req.storages, globals_key, globals_stages(req))
+        except BaseException:
+            for storage in req.storages:  # all or nothing: the dump goes too
+                storage.delete([dump_key])
+            raise
+        stages = stages + globals_statuses
+        globals_part = dict(file=globals_key.rsplit("/", 1)[1], size_bytes=globals_sink.size,
+                            sha256=globals_sink.sha256.hexdigest())
     finished = utc_now()
     sha256 = sink.sha256.hexdigest()
     verification = verify_backup(req, tools, req.storages[0], dump_key, sha256, snapshot_holder.get("snapshot"),
                                  settings=settings, backup_id=backup_id)
+    if globals_part and req.verify != "none" and verification["status"] == "passed":
+        globals_verification = verify_globals(req, tools, req.storages[0], globals_key, globals_part["sha256"])
+        globals_part["verification"] = globals_verification
+        if globals_verification["status"] == "failed":
+            verification = dict(verification, status="failed", message="globals: " + globals_verification["message"])
     manifest = dict(
         format=MANIFEST_FORMAT,
         backup_id=backup_id,
@@ -329,6 +383,7 @@ def _dump(conn, settings, tools, req, info, backup_id, dump_key, manifest_key, s
         selection=dict(schemas=req.schemas, exclude_schemas=req.exclude_schemas, tables=req.tables,
                        exclude_tables=req.exclude_tables, exclude_table_data=req.exclude_table_data),
         snapshot=snapshot_holder.get("snapshot"),
+        globals=globals_part,
         verification=verification,
     )
     text = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
@@ -438,6 +493,20 @@ def verify_backup(req, tools, storage, key, sha256, snapshot, settings=None, bac
                     % str(exc).strip().splitlines()[0])
     finally:
         admin.close()
+
+
+def verify_globals(req, tools, storage, key, sha256):
+    """Read the stored globals back: sha256, then decrypted and decompressed to the end of
+    pg_dumpall's script."""
+    decryptable = not req.encryption or req.encryption.can_decrypt()
+    stages = []
+    if req.encryption and decryptable:
+        stages.append(req.encryption.decrypt_stage())
+    if req.compression != "none":
+        stages.append(decompress_stage(req.compression))
+    if not decryptable or not stages:
+        stages = [["cat"]]
+    return _read_back(req, tools, storage, key, sha256, None, stages, decryptable)
 
 
 def restore_differences(req, expected, restored):
