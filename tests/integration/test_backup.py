@@ -217,6 +217,18 @@ def test_bad_input_fails_before_anything_is_written(pg, clinic, tmp_path, option
     assert files_under(str(tmp_path)) == []
 
 
+def test_a_read_only_destination_is_refused_before_anything_is_dumped(pg, clinic, tmp_path):
+    frozen = tmp_path / "frozen"
+    frozen.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(frozen)], check=True)
+    try:
+        result, run = backup(pg, dest=str(frozen))
+        assert result["failed"] and "Option dest" in result["msg"] and "not writable" in result["msg"], result["msg"]
+        assert "Traceback" not in run.all_text
+    finally:
+        subprocess.run(["umount", str(frozen)], check=True)
+
+
 def test_a_missing_destination_is_refused(pg, clinic, tmp_path):
     result, dummy = backup(pg, dest=str(tmp_path / "nope"))
     assert result["failed"] and "Option dest" in result["msg"] and "does not exist" in result["msg"]
@@ -258,7 +270,7 @@ def test_two_backups_at_once_are_serialised(pg, clinic, tmp_path):
     assert len(manifests) == 2
 
 
-def test_no_secret_on_any_command_line_while_a_backup_runs(pg, clinic, tmp_path):
+def test_no_secret_on_any_command_line_while_a_backup_runs(pg, clinic, tmp_path, s3, bucket):
     seen, stop = set(), threading.Event()
 
     def scan():
@@ -273,13 +285,14 @@ def test_no_secret_on_any_command_line_while_a_backup_runs(pg, clinic, tmp_path)
     scanner = threading.Thread(target=scan)
     scanner.start()
     try:
-        result, run = backup(pg, dest=str(tmp_path), encryption=dict(passphrase=PASSPHRASE), compression="zstd")
+        result, run = backup(pg, dest=str(tmp_path), s3=s3_option(s3, bucket, secret_key="S3-Secret-Key-For-Cmdline"),
+                             encryption=dict(passphrase=PASSPHRASE), compression="zstd", verbosity=3)
     finally:
         stop.set()
         scanner.join()
     assert result["verified"], result.get("msg")
     assert any(b"pg_dump" in c for c in seen) and any(b"gpg" in c for c in seen)
-    for secret in (PASSPHRASE, pg["passwords"]["pgops_admin"]):
+    for secret in (PASSPHRASE, pg["passwords"]["pgops_admin"], "S3-Secret-Key-For-Cmdline"):
         assert not [c for c in seen if secret.encode() in c]
         assert secret not in run.all_text
 
