@@ -21,8 +21,9 @@ from ansible_collections.pgops.runbook.plugins.module_utils.errors import PgopsE
 
 
 def pgops_module(argument_spec, needs_connection=True, **kwargs):
-    """An AnsibleModule whose spec is the connection options plus `argument_spec`."""
-    spec = connection_argument_spec()
+    """An AnsibleModule whose spec is the connection options (unless the module
+    needs no connection, e.g. backup_info) plus `argument_spec`."""
+    spec = connection_argument_spec() if needs_connection else {}
     spec.update(argument_spec)
     module = AnsibleModule(argument_spec=spec, **kwargs)
     if needs_connection and not HAS_PSYCOPG2:

@@ -44,6 +44,8 @@ description:
     C(replication) (warning_lag_seconds 30, critical_lag_seconds 300, min_standbys unset);
     C(replication_slots) (critical_retained_bytes 10737418240; inactive slots warn);
     C(archiver) (require_archiving false);
+    C(backup_freshness) (warning_hours 26, critical_hours 50 since the newest verified backup of the database
+    in O(backup_dest) / O(backup_s3); critical when there is none; skipped when neither option is given);
     C(not_valid_constraints) (warning_count 1, critical_count unset);
     C(orphaned_records) (opt-in; warning_count unset, critical_count 1, statement_timeout_ms 10000);
     C(slow_queries) (warning_ms 1000, critical_ms 5000, min_calls 1, top 10; needs pg_stat_statements);
@@ -125,6 +127,55 @@ options:
       - Directory of the PostgreSQL client tools for the C(client_tools) check.
         When unset, the versioned directories of the distribution and E(PATH) are searched.
     type: path
+  backup_dest:
+    description:
+      - A local directory that M(pgops.runbook.backup) stores backups under (O(pgops.runbook.backup#module:dest)), for the
+        C(backup_freshness) check. Both O(backup_dest) and O(backup_s3) may be given; each must then
+        hold a fresh verified backup.
+    type: path
+  backup_s3:
+    description:
+      - An S3 location of backups (O(pgops.runbook.backup#module:s3)), for the C(backup_freshness) check.
+    type: dict
+    suboptions:
+      bucket:
+        description: The bucket. It must exist.
+        type: str
+        required: true
+      prefix:
+        description: Key prefix under which backups are stored.
+        type: str
+        default: ""
+      region:
+        description: The bucket's region.
+        type: str
+      endpoint_url:
+        description: Endpoint of an S3-compatible service (MinIO, Ceph, ...).
+        type: str
+      access_key:
+        description:
+          - Access key ID. When unset, the AWS default credential chain (environment, profile,
+            instance role) applies.
+        type: str
+      secret_key:
+        description: Secret access key. Never logged.
+        type: str
+      session_token:
+        description: Session token of temporary credentials. Never logged.
+        type: str
+      profile:
+        description: A named profile of the AWS configuration files.
+        type: str
+      server_side_encryption:
+        description: Used only when writing; accepted so the O(pgops.runbook.backup#module:s3) dictionary can be reused.
+        type: str
+        choices: [ AES256, aws:kms ]
+      kms_key_id:
+        description: Used only when writing; accepted so the O(pgops.runbook.backup#module:s3) dictionary can be reused.
+        type: str
+      storage_class:
+        description: Used only when writing; accepted so the O(pgops.runbook.backup#module:s3) dictionary can be reused.
+        type: str
 extends_documentation_fragment:
   - pgops.runbook.connection
   - ansible.builtin.action_common_attributes
@@ -202,8 +253,8 @@ summary:
   description: Counts per status and a one-line summary.
   returned: always
   type: dict
-  sample: {ok: 25, warning: 1, critical: 0, skipped: 1, total: 27,
-           line: "25 checks passed, 1 warning, 0 failed, 1 skipped"}
+  sample: {ok: 25, warning: 1, critical: 0, skipped: 2, total: 28,
+           line: "25 checks passed, 1 warning, 0 failed, 2 skipped"}
 status:
   description: The worst status among the checks (C(skipped) counts as below C(ok)).
   returned: always
@@ -237,6 +288,7 @@ prometheus_textfile:
 import time
 
 from ansible_collections.pgops.runbook.plugins.module_utils.atomic_file import write_atomically
+from ansible_collections.pgops.runbook.plugins.module_utils.backup.destinations import s3_argument_spec
 from ansible_collections.pgops.runbook.plugins.module_utils.health.engine import failing_checks, run_health_checks
 from ansible_collections.pgops.runbook.plugins.module_utils.health.prometheus import exposition
 from ansible_collections.pgops.runbook.plugins.module_utils.module_base import pgops_module, run_engine
@@ -259,6 +311,8 @@ def main():
             query_text_length=dict(type="int", default=100),
             statement_timeout=dict(type="int", default=30),
             client_bindir=dict(type="path"),
+            backup_dest=dict(type="path"),
+            backup_s3=dict(type="dict", options=s3_argument_spec()),
         ),
         supports_check_mode=True,
     )
@@ -268,7 +322,8 @@ def main():
         result = run_health_checks(
             settings, checks=p["checks"], skip_checks=p["skip_checks"], thresholds=p["thresholds"],
             options=dict(relationships=p["relationships"], query_text_length=max(p["query_text_length"], 0),
-                         statement_timeout=p["statement_timeout"], client_bindir=p["client_bindir"]))
+                         statement_timeout=p["statement_timeout"], client_bindir=p["client_bindir"],
+                         backup_dest=p["backup_dest"], backup_s3=p["backup_s3"]))
         result["changed"] = False
         if p["prometheus_textfile"]:
             result["prometheus_textfile"] = p["prometheus_textfile"]

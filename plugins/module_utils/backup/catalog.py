@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import json
 
 MANIFEST_NAME = "manifest.json"
@@ -31,6 +32,17 @@ class BackupEntry:
     @property
     def verified(self):
         return self.verification_status == "passed"
+
+    def stored_sha256(self, chunk_size=1024 * 1024):
+        """sha256 of the dump as it is stored now, read back in one stream (StorageError when unreadable)."""
+        digest = hashlib.sha256()
+        handle = self.storage.reader(self.dump_key)
+        try:
+            for chunk in iter(lambda: handle.read(chunk_size), b""):
+                digest.update(chunk)
+        finally:
+            handle.close()
+        return digest.hexdigest()
 
     def summary(self):
         """What backup_info returns for it."""

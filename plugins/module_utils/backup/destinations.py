@@ -28,11 +28,12 @@ def s3_argument_spec():
     )
 
 
-def storages_from_params(dest=None, s3=None):
-    """The storage backends the options name, local first (verification reads the first)."""
+def storages_from_params(dest=None, s3=None, dest_option="dest", s3_option="s3"):
+    """The storage backends the options name, local first (verification reads the first).
+    Errors name `dest_option` / `s3_option` (health_check calls them backup_dest, backup_s3)."""
     storages = []
     if dest:
-        storages.append(LocalStorage(dest, option="dest"))
+        storages.append(LocalStorage(dest, option=dest_option))
     if s3:
-        storages.append(S3Storage(**dict((k, v) for k, v in s3.items() if v not in (None, ""))))
+        storages.append(S3Storage(option=s3_option, **dict((k, v) for k, v in s3.items() if v not in (None, ""))))
     return storages

@@ -9,6 +9,7 @@ __metaclass__ = type
 
 from ansible_collections.pgops.runbook.plugins.module_utils.health.checks import (
     archiver,
+    backup_freshness,
     blocking_locks,
     cache_hit_ratio,
     client_tools,
@@ -62,6 +63,7 @@ CHECKS = tuple(module.CHECK for module in (
     replication,
     replication_slots,
     archiver,
+    backup_freshness,
     not_valid_constraints,
     orphaned_records,
     slow_queries,
