@@ -25,7 +25,6 @@ description:
     their destinations); the second waits up to O(lock_wait) seconds.
   - Layout, locally and in S3, C(<database>/<backup_id>/<database>.dump[.gz|.zst|.lz4][.gpg])
     and C(<database>/<backup_id>/manifest.json); files 0600, directories 0700.
-  - Not yet available - the directory format and parallel jobs; see the project's issue tracker.
 options:
   type:
     description:
@@ -44,9 +43,20 @@ options:
   format:
     description:
       - pg_dump's archive format. C(custom) restores selectively and in parallel with pg_restore.
+      - C(directory) dumps tables in parallel (O(jobs)) into a private work directory (O(work_dir)), then
+        copies each file into every destination, hashed as it is copied; gzip or none, no encryption yet.
     type: str
-    choices: [ custom, plain ]
+    choices: [ custom, directory, plain ]
     default: custom
+  jobs:
+    description: Tables dumped at once with O(format=directory) (and restored at once by O(verify=restore)).
+    type: int
+    default: 1
+  work_dir:
+    description:
+      - Where O(format=directory) lets pg_dump write before the files are stored (the system's temporary
+        directory by default); it needs room for the whole dump and is removed afterwards.
+    type: path
   compression:
     description:
       - Compression method. For the custom format gzip is done by pg_dump itself; zstd and lz4
@@ -325,7 +335,9 @@ def main():
         dict(
             type=dict(type="str", choices=["full", "schema", "data", "globals"], default="full"),
             include_globals=dict(type="bool", default=False),
-            format=dict(type="str", choices=["custom", "plain"], default="custom"),
+            format=dict(type="str", choices=["custom", "directory", "plain"], default="custom"),
+            jobs=dict(type="int", default=1),
+            work_dir=dict(type="path"),
             compression=dict(type="str", choices=["gzip", "zstd", "lz4", "none"], default="gzip"),
             compression_level=dict(type="int"),
             schemas=dict(type="list", elements="str", default=[]),
@@ -369,7 +381,7 @@ def main():
                 encryption=encryption, verify=p["verify"], label=p["label"], tags=p["tags"],
                 lock_wait_timeout=p["lock_wait_timeout"], lock_wait=p["lock_wait"], client_bindir=p["client_bindir"],
                 retention=RetentionPolicy(**p["retention"]) if p["retention"] else None,
-                include_globals=p["include_globals"])
+                include_globals=p["include_globals"], jobs=p["jobs"], work_dir=p["work_dir"])
             return run_backup(settings, request, check_mode=module.check_mode)
 
         if encryption is None:

@@ -144,9 +144,19 @@ def test_check_mode_writes_nothing(pg, clinic, tmp_path):
     assert files_under(str(tmp_path)) == []
 
 
+def descends_from(pid, ancestor):
+    """Whether process `pid` is a descendant of `ancestor` (so other work on the machine is left alone)."""
+    while pid > 1:
+        with open("/proc/%d/stat" % pid) as handle:
+            pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        if pid == ancestor:
+            return True
+    return False
+
+
 def kill_when_running(program, delay, found):
-    """Kill `program` (by name) `delay` s after it starts streaming; the tools'
-    `--version` probes, which come and go first, are not it."""
+    """Kill this test's `program` (by name) `delay` s after it starts streaming; the
+    tools' `--version` probes, which come and go first, are not it."""
     deadline = time.time() + 30
     while time.time() < deadline:
         for path in glob.glob("/proc/[0-9]*/comm"):
@@ -154,6 +164,8 @@ def kill_when_running(program, delay, found):
                 with open(path) as handle:
                     if handle.read().strip() != program:
                         continue
+                if not descends_from(int(path.split("/")[2]), os.getpid()):
+                    continue
                 with open(path[:-4] + "cmdline", "rb") as handle:
                     cmdline = handle.read()
                 if not cmdline or b"--version" in cmdline:  # an exited probe (a zombie has none)
@@ -473,3 +485,36 @@ def test_a_failing_globals_dump_takes_the_dump_with_it(pg, clinic, tmp_path):
     killer.join()
     assert found and result["failed"] and "pg_dumpall" in result["msg"], result.get("msg")
     assert files_under(str(tmp_path)) == []
+
+
+def test_directory_format_dumps_in_parallel_and_restores(cluster, pg, clinic, tmp_path):
+    dest, work = tmp_path / "dest", tmp_path / "work"
+    dest.mkdir()
+    work.mkdir()
+    result, dummy = backup(pg, dest=str(dest), format="directory", jobs=2, work_dir=str(work), verify="restore")
+    assert not result["failed"] and result["verified"], result.get("msg")
+    assert result["verification"]["method"] == "restore" and result["verification"]["tables"] == 3
+    folder = dest / "clinic" / result["backup_id"] / "clinic.dir"
+    files = result["manifest"]["files"]
+    assert "toc.dat" in files and len(files) >= 4  # the TOC and one file per table
+    for name, facts in files.items():
+        assert sha256_of(str(folder / name)) == facts["sha256"]
+    assert os.listdir(str(work)) == []  # the work directory is gone
+    listing = dict(dest=str(dest), database="clinic", verify_checksums=True)
+    info = run_play([{"name": "info", "pgops.runbook.backup_info": listing}]).result("info")
+    assert result["backup_id"] in [b["backup_id"] for b in info["backups"]], info
+    assert all(b["checksum_ok"] for b in info["backups"])
+    listed, dummy = backup(pg, dest=str(dest), format="directory", jobs=2, tables=["public.patients"])
+    assert listed["verified"] and listed["verification"]["method"] == "read-back", listed.get("msg")
+
+
+def test_directory_format_killed_mid_dump_leaves_nothing(pg, clinic, tmp_path):
+    found = []
+    killer = threading.Thread(target=kill_when_running, args=("pg_dump", 0.3, found))
+    killer.start()
+    result, dummy = backup(pg, dest=str(tmp_path), format="directory", jobs=2)
+    killer.join()
+    assert found and result["failed"], result.get("msg")
+    assert files_under(str(tmp_path)) == []
+    refused, dummy = backup(pg, dest=str(tmp_path), format="custom", jobs=2)
+    assert refused["failed"] and "Option jobs" in refused["msg"]

@@ -33,16 +33,33 @@ class BackupEntry:
     def verified(self):
         return self.verification_status == "passed"
 
+    def stored_keys(self):
+        """The keys of the dump: one file, or every file of a directory archive
+        (empty when any file the manifest lists is missing)."""
+        files = self.manifest.get("files")
+        if not files:
+            return [self.dump_key] if self.dump_key in self.keys else []
+        wanted = ["%s/%s" % (self.dump_key, name) for name in sorted(files)]
+        return wanted if all(k in self.keys for k in wanted) else []
+
     def stored_sha256(self, chunk_size=1024 * 1024):
-        """sha256 of the dump as it is stored now, read back in one stream (StorageError when unreadable)."""
-        digest = hashlib.sha256()
-        handle = self.storage.reader(self.dump_key)
-        try:
-            for chunk in iter(lambda: handle.read(chunk_size), b""):
-                digest.update(chunk)
-        finally:
-            handle.close()
-        return digest.hexdigest()
+        """sha256 of the dump as it is stored now, read back in one stream (StorageError when
+        unreadable); for a directory archive, the sha256 over its files' sha256 as the manifest has it."""
+        files = self.manifest.get("files")
+        digests = {}
+        for key in self.stored_keys() or [self.dump_key]:
+            digest = hashlib.sha256()
+            handle = self.storage.reader(key)
+            try:
+                for chunk in iter(lambda: handle.read(chunk_size), b""):
+                    digest.update(chunk)
+            finally:
+                handle.close()
+            digests[key[len(self.dump_key) + 1:] if files else key] = dict(sha256=digest.hexdigest())
+        if not files:
+            return digests[self.dump_key]["sha256"]
+        text = "".join("%s %s\n" % (name, digests[name]["sha256"]) for name in sorted(digests))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def summary(self):
         """What backup_info returns for it."""
@@ -75,8 +92,8 @@ def read_catalog(storage, database=None):
     groups = {}
     for info in storage.list((database + "/") if database else ""):
         parts = info.key.split("/")
-        if len(parts) != 3:
-            continue  # not <database>/<backup_id>/<file>
+        if len(parts) < 3:
+            continue  # not <database>/<backup_id>/<file> (or <file>/<part> of a directory archive)
         groups.setdefault((parts[0], parts[1]), []).append(info.key)
     complete, incomplete = [], []
     for (db, backup_id), keys in sorted(groups.items()):
@@ -89,8 +106,8 @@ def read_catalog(storage, database=None):
             if manifest.get("backup_id") != backup_id or manifest.get("database") != db:
                 raise ValueError("the manifest describes another backup")
             entry = BackupEntry(storage, manifest, keys)
-            if entry.dump_key not in keys:
-                raise ValueError("its dump file %s is missing" % manifest.get("file"))
+            if not entry.stored_keys():
+                raise ValueError("its dump file %s is missing (or a part of it)" % manifest.get("file"))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             incomplete.append(IncompleteBackup(storage, db, backup_id, keys, "unusable manifest: %s" % exc))
             continue

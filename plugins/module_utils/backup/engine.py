@@ -21,6 +21,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 
@@ -40,6 +42,7 @@ from ansible_collections.pgops.runbook.plugins.module_utils.client_tools import 
 from ansible_collections.pgops.runbook.plugins.module_utils.connection import connect
 from ansible_collections.pgops.runbook.plugins.module_utils.errors import PgopsError
 from ansible_collections.pgops.runbook.plugins.module_utils.snapshot import compare_snapshots, read_snapshot, run_statement, take_snapshot
+from ansible_collections.pgops.runbook.plugins.module_utils.storage.local import LocalStorage
 
 MANIFEST_FORMAT = 1
 CHUNK = 1024 * 1024
@@ -57,7 +60,7 @@ class BackupRequest:
     def __init__(self, storages, type="full", format="custom", compression="gzip", compression_level=None,
                  schemas=None, exclude_schemas=None, tables=None, exclude_tables=None, exclude_table_data=None,
                  encryption=None, verify="list", label=None, tags=None, lock_wait_timeout=None, lock_wait=600,
-                 client_bindir=None, retention=None, include_globals=False):
+                 client_bindir=None, retention=None, include_globals=False, jobs=1, work_dir=None):
         if not storages:
             raise PgopsError("Give at least one destination: option dest and/or option s3.")
         if label is not None and not _LABEL_RE.match(label):
@@ -66,7 +69,11 @@ class BackupRequest:
         if type == "globals" and format != "plain":
             format = "plain"  # pg_dumpall writes SQL only
         if format == "directory":
-            raise PgopsError("Option format directory is not available yet; use custom or plain.")
+            if encryption:
+                raise PgopsError("Option encryption is not available with format directory yet; use format custom.")
+            if compression not in ("gzip", "none"):
+                raise PgopsError("Option compression %s needs format custom or plain: PostgreSQL 15's pg_dump "
+                                 "compresses directory archives with gzip only." % compression)
         self.storages = storages
         self.type = type
         self.format = format
@@ -88,15 +95,23 @@ class BackupRequest:
         if include_globals and type != "full":
             raise PgopsError("Option include_globals goes with type full only (type globals dumps them alone).")
         self.include_globals = include_globals
+        if jobs < 1 or (jobs > 1 and format != "directory"):
+            raise PgopsError("Option jobs must be 1, or more with format directory, got %s." % jobs)
+        self.jobs = jobs
+        if work_dir is not None and not os.path.isdir(work_dir):
+            raise PgopsError("Option work_dir: %s does not exist." % work_dir)
+        self.work_dir = work_dir
         if type in ("schema", "globals") and self.exclude_table_data:
             raise PgopsError("Option exclude_table_data makes no sense with type %s." % type)
 
     @property
     def compress_in_pg_dump(self):
         # PostgreSQL 15's pg_dump compresses custom archives with gzip only.
-        return self.format == "custom" and self.compression == "gzip"
+        return self.format in ("custom", "directory") and self.compression == "gzip"
 
     def file_name(self, database):
+        if self.format == "directory":
+            return database + ".dir"
         name = database + (".sql" if self.format == "plain" else ".dump")
         if self.compression != "none" and not self.compress_in_pg_dump:
             name += COMPRESSORS[self.compression][1]
@@ -127,7 +142,7 @@ def dump_command(req, snapshot_id):
     args = ["pg_dump", "--no-password", "--format=" + req.format]
     if snapshot_id:
         args.append("--snapshot=" + snapshot_id)
-    if req.format == "custom":
+    if req.format in ("custom", "directory"):
         args.append("--compress=%d" % (req.compression_level if req.compress_in_pg_dump else 0))
     if req.type == "schema":
         args.append("--schema-only")
@@ -304,6 +319,84 @@ def stream_into(tools, storages, key, stages, while_running=None):
     return sink, statuses
 
 
+class DirectorySink:
+    """What a directory-format dump stored: per-file sha256 and sizes, and one
+    sha256 over them (the manifest's), in the shape StreamSink offers."""
+
+    def __init__(self):
+        self.files = {}
+        self.keys = []
+        self.size = 0
+
+    @property
+    def sha256(self):
+        return hashlib.sha256(directory_digest_text(self.files).encode("utf-8"))
+
+
+def directory_digest_text(files):
+    """The text whose sha256 stands for a directory archive: one 'name sha256' line per file."""
+    return "".join("%s %s\n" % (name, files[name]["sha256"]) for name in sorted(files))
+
+
+def store_file(storages, key, handle):
+    """Copy an open file into every storage under `key`, hashing it in the same read."""
+    writers = [storage.writer(key) for storage in storages]
+    sink = StreamSink(writers)
+    try:
+        sink(handle)
+        for writer in writers:
+            writer.commit()
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        for storage in storages:
+            storage.delete([key])
+        raise
+    return sink
+
+
+def dump_directory(tools, req, snapshot_id, dump_key, while_running=None):
+    """pg_dump --format=directory --jobs=N into a private work directory (pg_dump writes
+    the files itself, in parallel), then each file into every storage, hashed as it is
+    copied. Nothing is stored unless pg_dump exited 0; the work directory always goes."""
+    work = tempfile.mkdtemp(prefix="pgops-dump-", dir=req.work_dir)
+    os.chmod(work, 0o700)
+    target = os.path.join(work, "archive")
+    sink = DirectorySink()
+    failure = []
+    worker = None
+    if while_running:
+        def guarded():
+            try:
+                while_running()
+            except Exception as exc:
+                failure.append(exc)
+        worker = threading.Thread(target=guarded)
+        worker.start()
+    try:
+        try:
+            dummy, statuses = tools.run([dump_command(req, snapshot_id) + ["--jobs=%d" % req.jobs, "--file=" + target]])
+        finally:
+            if worker:
+                worker.join()
+        if failure:
+            raise failure[0] if isinstance(failure[0], PgopsError) else PgopsError("%s" % failure[0])
+        for name in sorted(os.listdir(target)):
+            key = "%s/%s" % (dump_key, name)
+            sink.keys.append(key)
+            with open(os.path.join(target, name), "rb") as handle:
+                stored = store_file(req.storages, key, handle)
+            sink.files[name] = dict(sha256=stored.sha256.hexdigest(), size_bytes=stored.size)
+            sink.size += stored.size
+    except BaseException:
+        for storage in req.storages:
+            storage.delete(sink.keys)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return sink, statuses
+
+
 def globals_stages(req):
     """pg_dumpall --globals-only through the stream's compression and encryption."""
     stages = [["pg_dumpall", "--globals-only", "--no-password"]]
@@ -336,8 +429,12 @@ def _dump(conn, settings, tools, req, info, backup_id, dump_key, manifest_key, s
             snapshot_holder["snapshot"] = read_snapshot(cur, exact_counts=req.type != "schema")[0]
 
         try:
-            sink, stages = stream_into(tools, req.storages, dump_key, stream_stages(req, dump_command(req, snapshot_id)),
-                                       while_running=read_counts if snapshot_id else None)
+            if req.format == "directory":
+                sink, stages = dump_directory(tools, req, snapshot_id, dump_key, while_running=read_counts)
+            else:
+                sink, stages = stream_into(tools, req.storages, dump_key, stream_stages(req, dump_command(req, snapshot_id)),
+                                           while_running=read_counts if snapshot_id else None)
+                sink.keys = [dump_key]
         finally:
             if snapshot_id and not conn.closed:
                 cur.execute("ROLLBACK")
@@ -348,15 +445,19 @@ def _dump(conn, settings, tools, req, info, backup_id, dump_key, manifest_key, s
             globals_sink, globals_statuses = stream_into(tools, req.storages, globals_key, globals_stages(req))
         except BaseException:
             for storage in req.storages:  # all or nothing: the dump goes too
-                storage.delete([dump_key])
+                storage.delete(sink.keys)
             raise
         stages = stages + globals_statuses
         globals_part = dict(file=globals_key.rsplit("/", 1)[1], size_bytes=globals_sink.size,
                             sha256=globals_sink.sha256.hexdigest())
     finished = utc_now()
     sha256 = sink.sha256.hexdigest()
-    verification = verify_backup(req, tools, req.storages[0], dump_key, sha256, snapshot_holder.get("snapshot"),
-                                 settings=settings, backup_id=backup_id)
+    if req.format == "directory" and req.verify != "none":
+        verification = verify_directory(req, tools, req.storages, dump_key, sink.files, snapshot_holder.get("snapshot"),
+                                        settings, backup_id)
+    else:
+        verification = verify_backup(req, tools, req.storages[0], dump_key, sha256, snapshot_holder.get("snapshot"),
+                                     settings=settings, backup_id=backup_id)
     if globals_part and req.verify != "none" and verification["status"] == "passed":
         globals_verification = verify_globals(req, tools, req.storages[0], globals_key, globals_part["sha256"])
         globals_part["verification"] = globals_verification
@@ -383,6 +484,8 @@ def _dump(conn, settings, tools, req, info, backup_id, dump_key, manifest_key, s
         selection=dict(schemas=req.schemas, exclude_schemas=req.exclude_schemas, tables=req.tables,
                        exclude_tables=req.exclude_tables, exclude_table_data=req.exclude_table_data),
         snapshot=snapshot_holder.get("snapshot"),
+        files=getattr(sink, "files", None),
+        jobs=req.jobs,
         globals=globals_part,
         verification=verification,
     )
@@ -466,6 +569,14 @@ def verify_backup(req, tools, storage, key, sha256, snapshot, settings=None, bac
         stages = [["cat"]]  # only the checksum can be verified here
     if not restore:
         return _read_back(req, tools, storage, key, sha256, snapshot, stages, decryptable)
+    return restore_and_compare(req, settings, backup_id, snapshot, lambda: _read_back(
+        req, tools, storage, key, sha256, snapshot, stages, decryptable, check_script=False))
+
+
+def restore_and_compare(req, settings, backup_id, snapshot, run_restore):
+    """Create the scratch database, let `run_restore()` fill it (it returns an outcome
+    dict), compare the copy with the manifest's snapshot, always drop the database."""
+    scratch = scratch_database_name(backup_id)
     admin, dummy = connect(settings, application_name="pgops.runbook backup verify")
     try:
         with admin.cursor() as cur:
@@ -473,7 +584,7 @@ def verify_backup(req, tools, storage, key, sha256, snapshot, settings=None, bac
             cur.execute(psycopg2.sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING %s LC_COLLATE %s LC_CTYPE %s").format(
                 psycopg2.sql.Identifier(scratch)), (snapshot["encoding"], snapshot["collate"], snapshot["ctype"]))
         try:
-            outcome = _read_back(req, tools, storage, key, sha256, snapshot, stages, decryptable, check_script=False)
+            outcome = run_restore()
             if outcome["status"] != "passed":
                 return outcome
             restored, dummy = take_snapshot(settings.with_database(scratch), exact_counts=True)
@@ -493,6 +604,238 @@ def verify_backup(req, tools, storage, key, sha256, snapshot, settings=None, bac
                     % str(exc).strip().splitlines()[0])
     finally:
         admin.close()
+
+
+def verify_directory(req, tools, storages, dump_key, files, snapshot, settings, backup_id):
+    """A directory archive: every stored file's sha256 is checked against the one written;
+    with a local copy, pg_restore then reads every file (list: to SQL, checked as for the
+    other formats; restore: into a scratch database, in parallel with jobs)."""
+    storage = storages[0]
+    for name in sorted(files):
+        digest = hashlib.sha256()
+        handle = storage.reader("%s/%s" % (dump_key, name))
+        try:
+            for chunk in iter(lambda: handle.read(CHUNK), b""):
+                digest.update(chunk)
+        finally:
+            handle.close()
+        if digest.hexdigest() != files[name]["sha256"]:
+            return dict(status="failed", method="checksum", message="file %s of the archive differs from what was written" % name)
+    if not isinstance(storage, LocalStorage):
+        return dict(status="passed", method="checksum", files=len(files),
+                    message="every file's sha256 matches; pg_restore needs a local copy (dest) to read the contents")
+    path = storage.path(dump_key)
+    if req.verify == "restore" and req.type == "full" and snapshot is not None:
+        def run_restore():
+            try:
+                tools.run([["pg_restore", "--exit-on-error", "--no-owner", "--jobs=%d" % req.jobs,
+                            "--dbname=" + scratch_database_name(backup_id), path]])
+            except PgopsError as exc:
+                return dict(status="failed", method="restore", message="the restore failed: %s" % exc)
+            return dict(status="passed", method="restore", message="restored")
+        return restore_and_compare(req, settings, backup_id, snapshot, run_restore)
+    scan = ScriptScan()
+    try:
+        tools.run([["pg_restore", "--file=-", path]], consume=scan)
+    except PgopsError as exc:
+        return dict(status="failed", method="read-back", message="pg_restore could not read the archive: %s" % exc)
+    return script_outcome(req, scan, snapshot, "every file's sha256 matches; pg_restore read the whole archive")
+
+
+def verify_globals(req, tools, storage, key, sha256):
+    """Read the stored globals back: sha256, then decrypted and decompressed to the end of
+    pg_dumpall's script."""
+    decryptable = not req.encryption or req.encryption.can_decrypt()
+    stages = []
+    if req.encryption and decryptable:
+        stages.append(req.encryption.decrypt_stage())
+    if req.compression != "none":
+        stages.append(decompress_stage(req.compression))
+    if not decryptable or not stages:
+        stages = [["cat"]]
+    return _read_back(req, tools, storage, key, sha256, None, stages, decryptable)
+
+
+def restore_differences(req, expected, restored):
+    """What differs between the manifest's snapshot and the restored copy. With a
+    selection (schemas, tables, exclusions) only the selected tables' rows are compared."""
+    if not (req.schemas or req.exclude_schemas or req.tables or req.exclude_tables or req.exclude_table_data):
+        return compare_snapshots(expected, restored, 0)
+    differences = []
+    for table, facts in sorted(expected["tables"].items()):
+        if facts["kind"] != "r" or not _selected(req, table):
+            continue
+        got = restored["tables"].get(table, {}).get("rows")
+        if got != facts["rows"]:
+            differences.append(dict(kind="rows_changed", object=table, before=facts["rows"], after=got,
+                                    message="Table %s has %s rows restored, %s in the manifest." % (table, got, facts["rows"])))
+    return differences
+
+
+def _read_back(req, tools, storage, key, sha256, snapshot, stages, decryptable, check_script=True):
+    """Stream the stored bytes through `stages`, hashing them on the way."""
+    digest = hashlib.sha256()
+    source = storage.reader(key)
+
+    def feed(write_fd):
+        pipe = os.fdopen(write_fd, "wb")
+        try:
+            for chunk in iter(lambda: source.read(CHUNK), b""):
+                digest.update(chunk)
+                if pipe is not None and decryptable:
+                    try:
+                        pipe.write(chunk)
+                    except BrokenPipeError:
+                        pipe = None  # the reader stopped early: its exit status says why
+        finally:
+            source.close()
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except BrokenPipeError:
+                    pass
+
+    scan = ScriptScan()
+    read_fd, write_fd = os.pipe()
+    feeder = threading.Thread(target=feed, args=(write_fd,))
+    feeder.start()
+    try:
+        with os.fdopen(read_fd, "rb") as pipe:
+            tools.run(stages, consume=scan, stdin=pipe)
+    except PgopsError as exc:
+        feeder.join()
+        return dict(status="failed", method="read-back", message="reading the stored archive back failed: %s" % exc)
+    feeder.join()
+    if digest.hexdigest() != sha256:
+        return dict(status="failed", method="checksum",
+                    message="the stored bytes' sha256 %s differs from the one written, %s" % (digest.hexdigest(), sha256))
+    if not decryptable:
+        return dict(status="passed", method="checksum",
+                    message="sha256 of the stored bytes matches; the contents were not read (no decryption key here)")
+    if not check_script:
+        return dict(status="passed", method="restore", message="sha256 matches and the restore succeeded")
+    return script_outcome(req, scan, snapshot, "sha256 matches; the whole dump was read back, decompressed%s"
+                          % (" and restored to SQL" if req.format == "custom" else ""))
+
+
+def script_outcome(req, scan, snapshot, what):
+    """Judge the SQL a dump restored to: pg_dump's completion line, and data for every selected table."""
+    if PLAIN_TRAILER not in scan.tail:
+        return dict(status="failed", method="read-back", message="the dump does not end with pg_dump's completion line")
+    missing = []
+    if snapshot and req.type in ("full", "data"):
+        missing = sorted(t for t, v in snapshot["tables"].items()
+                         if v["kind"] == "r" and t not in scan.tables and _selected(req, t))
+    if missing:
+        return dict(status="failed", method="read-back", tables=len(scan.tables),
+                    message="the dump has no data for %d tables: %s" % (len(missing), ", ".join(missing[:10])))
+    return dict(status="passed", method="read-back", tables=len(scan.tables),
+                message="%s and has data for %d tables" % (what, len(scan.tables)))
+
+
+def scratch_database_name(backup_id):
+    """A name for the verification database, unique per backup, within 63 bytes."""
+    return "pgops_verify_" + hashlib.sha256(backup_id.encode("utf-8")).hexdigest()[:16]
+
+
+def verify_backup(req, tools, storage, key, sha256, snapshot, settings=None, backup_id=""):
+    """Read the stored backup back in one stream: its sha256 must match the one written
+    and, when it can be decrypted, it is decrypted and decompressed, then either
+    (list) turned into SQL (custom format: pg_restore), which must hold data for
+    every table of the snapshot and end with pg_dump's completion line, or (restore)
+    restored into a scratch database whose exact row counts and schema fingerprint
+    must equal the manifest's; the scratch database is always dropped."""
+    if req.verify == "none":
+        return dict(status="skipped", method="none", message="verification was not requested")
+    decryptable = not req.encryption or req.encryption.can_decrypt()
+    restore = req.verify == "restore" and req.type == "full" and decryptable and snapshot is not None
+    scratch = scratch_database_name(backup_id) if restore else None
+    stages = []
+    if req.encryption and decryptable:
+        stages.append(req.encryption.decrypt_stage())
+    if req.compression != "none" and not req.compress_in_pg_dump:
+        stages.append(decompress_stage(req.compression))
+    if restore and req.format == "custom":
+        stages.append(["pg_restore", "--exit-on-error", "--no-owner", "--dbname=" + scratch])
+    elif restore:
+        stages.append(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--dbname=" + scratch])
+    elif req.format == "custom":
+        stages.append(["pg_restore", "--file=-"])
+    if not decryptable:
+        stages = [["cat"]]  # only the checksum can be verified here
+    if not restore:
+        return _read_back(req, tools, storage, key, sha256, snapshot, stages, decryptable)
+    return restore_and_compare(req, settings, backup_id, snapshot, lambda: _read_back(
+        req, tools, storage, key, sha256, snapshot, stages, decryptable, check_script=False))
+
+
+def restore_and_compare(req, settings, backup_id, snapshot, run_restore):
+    """Create the scratch database, let `run_restore()` fill it (it returns an outcome
+    dict), compare the copy with the manifest's snapshot, always drop the database."""
+    scratch = scratch_database_name(backup_id)
+    admin, dummy = connect(settings, application_name="pgops.runbook backup verify")
+    try:
+        with admin.cursor() as cur:
+            cur.execute(psycopg2.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg2.sql.Identifier(scratch)))
+            cur.execute(psycopg2.sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING %s LC_COLLATE %s LC_CTYPE %s").format(
+                psycopg2.sql.Identifier(scratch)), (snapshot["encoding"], snapshot["collate"], snapshot["ctype"]))
+        try:
+            outcome = run_restore()
+            if outcome["status"] != "passed":
+                return outcome
+            restored, dummy = take_snapshot(settings.with_database(scratch), exact_counts=True)
+            differences = restore_differences(req, snapshot, restored)
+            if differences:
+                return dict(status="failed", method="restore", differences=differences[:20],
+                            message="the restored copy differs from the manifest: %s"
+                                    % " ".join(d["message"] for d in differences[:5]))
+            return dict(status="passed", method="restore", tables=len(restored["tables"]),
+                        message="sha256 matches; restored into a scratch database, whose %d tables' exact row counts "
+                                "and schema fingerprint equal the manifest's" % len(restored["tables"]))
+        finally:
+            with admin.cursor() as cur:
+                cur.execute(psycopg2.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg2.sql.Identifier(scratch)))
+    except psycopg2.Error as exc:
+        return dict(status="failed", method="restore", message="the scratch database could not be used: %s"
+                    % str(exc).strip().splitlines()[0])
+    finally:
+        admin.close()
+
+
+def verify_directory(req, tools, storages, dump_key, files, snapshot, settings, backup_id):
+    """A directory archive: every stored file's sha256 is checked against the one written;
+    with a local copy, pg_restore then reads every file (list: to SQL, checked as for the
+    other formats; restore: into a scratch database, in parallel with jobs)."""
+    storage = storages[0]
+    for name in sorted(files):
+        digest = hashlib.sha256()
+        handle = storage.reader("%s/%s" % (dump_key, name))
+        try:
+            for chunk in iter(lambda: handle.read(CHUNK), b""):
+                digest.update(chunk)
+        finally:
+            handle.close()
+        if digest.hexdigest() != files[name]["sha256"]:
+            return dict(status="failed", method="checksum", message="file %s of the archive differs from what was written" % name)
+    if not isinstance(storage, LocalStorage):
+        return dict(status="passed", method="checksum", files=len(files),
+                    message="every file's sha256 matches; pg_restore needs a local copy (dest) to read the contents")
+    path = storage.path(dump_key)
+    if req.verify == "restore" and req.type == "full" and snapshot is not None:
+        def run_restore():
+            try:
+                tools.run([["pg_restore", "--exit-on-error", "--no-owner", "--jobs=%d" % req.jobs,
+                            "--dbname=" + scratch_database_name(backup_id), path]])
+            except PgopsError as exc:
+                return dict(status="failed", method="restore", message="the restore failed: %s" % exc)
+            return dict(status="passed", method="restore", message="restored")
+        return restore_and_compare(req, settings, backup_id, snapshot, run_restore)
+    scan = ScriptScan()
+    try:
+        tools.run([["pg_restore", "--file=-", path]], consume=scan)
+    except PgopsError as exc:
+        return dict(status="failed", method="read-back", message="pg_restore could not read the archive: %s" % exc)
+    return script_outcome(req, scan, snapshot, "every file's sha256 matches; pg_restore read the whole archive")
 
 
 def verify_globals(req, tools, storage, key, sha256):
