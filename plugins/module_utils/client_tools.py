@@ -212,6 +212,8 @@ def run_pipeline(stages, env, consume=None, stdin=None, secrets=()):
     or the output, [{name, returncode, stderr}]). Any failing stage raises
     PipelineError naming it, after every process has ended.
     """
+    if not stages:
+        raise PgopsError("A pipeline needs at least one command.")
     processes = []
     collectors = []
     previous = stdin

@@ -23,6 +23,9 @@ description:
     manifest, so they describe exactly what was dumped.
   - Two backups of one database are serialised by an advisory lock on the server (whatever
     their destinations); the second waits up to O(lock_wait) seconds.
+  - The manifest also records the migration version when the database has a known history table
+    (Prisma C(_prisma_migrations), Alembic C(alembic_version), Django C(django_migrations), Flyway
+    C(flyway_schema_history)), read in the same snapshot.
   - Layout, locally and in S3, C(<database>/<backup_id>/<database>.dump[.gz|.zst|.lz4][.gpg])
     and C(<database>/<backup_id>/manifest.json); files 0600, directories 0700.
 options:
@@ -272,6 +275,14 @@ locations:
   returned: success
   type: list
   elements: str
+path:
+  description: The dump's path under O(dest) (for O(format=directory), the directory), or null.
+  returned: success
+  type: str
+s3_uri:
+  description: The dump's C(s3://) URI, or null.
+  returned: success
+  type: str
 size_bytes:
   description: Size of the stored dump.
   returned: success

@@ -518,3 +518,49 @@ def test_directory_format_killed_mid_dump_leaves_nothing(pg, clinic, tmp_path):
     assert files_under(str(tmp_path)) == []
     refused, dummy = backup(pg, dest=str(tmp_path), format="custom", jobs=2)
     assert refused["failed"] and "Option jobs" in refused["msg"]
+
+
+def test_globals_alone_selection_options_and_the_migration_version(cluster, pg, clinic, tmp_path):
+    cluster.primary.execute("CREATE DATABASE selectdb")
+    cluster.primary.execute(
+        "CREATE SCHEMA billing; CREATE TABLE billing.invoices (id int); INSERT INTO billing.invoices VALUES (1), (2);"
+        "CREATE TABLE public.events (id int); INSERT INTO public.events SELECT generate_series(1, 50);"
+        "CREATE TABLE public.sessions (id int); INSERT INTO public.sessions SELECT generate_series(1, 30);"
+        "CREATE TABLE public.scratch (id int); INSERT INTO public.scratch VALUES (1);"
+        "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY); INSERT INTO alembic_version VALUES ('3f2a9c1d');",
+        dbname="selectdb")
+    result, dummy = backup(pg, db="selectdb", dest=str(tmp_path), verify="restore", exclude_schemas=["billing"],
+                           exclude_tables=["public.scratch"], exclude_table_data=["public.sessions"])
+    assert result["verified"], result.get("msg")
+    assert result["manifest"]["migration_version"] == {"alembic": "3f2a9c1d"}
+    assert result["path"].startswith(str(tmp_path)) and result["s3_uri"] is None
+    script = subprocess.run(["pg_restore", "--file=-", result["path"]],
+                            capture_output=True, check=True).stdout
+    assert b"COPY public.events" in script and b"COPY public.sessions" not in script
+    assert b"CREATE TABLE public.sessions" in script
+    assert b"billing" not in script and b"scratch" not in script
+    only, dummy = backup(pg, db="selectdb", dest=str(tmp_path), schemas=["billing"], format="plain", compression="none")
+    assert only["verified"], only.get("msg")
+    with open(only["path"], "rb") as handle:
+        text = handle.read()
+    assert b"CREATE TABLE billing.invoices" in text and b"public.events" not in text
+    roles, dummy = backup(pg, db="selectdb", dest=str(tmp_path), type="globals", compression="none")
+    assert roles["verified"] and roles["path"].endswith("selectdb.sql"), roles.get("msg")
+    with open(roles["path"], "rb") as handle:
+        text = handle.read()
+    assert b"CREATE ROLE pgops_monitor" in text and b"cluster dump complete" in text
+
+
+def test_lock_wait_timeout_stops_a_backup_queued_behind_a_lock(cluster, pg, clinic, tmp_path):
+    holder = cluster.primary.connect("clinic")
+    holder.autocommit = False
+    holder.cursor().execute("LOCK TABLE public.visits IN ACCESS EXCLUSIVE MODE")
+    try:
+        started = time.time()
+        result, dummy = backup(pg, dest=str(tmp_path), lock_wait_timeout=1)
+        assert time.time() - started < 30
+        assert result["failed"] and "pg_dump" in result["msg"] and "lock" in result["msg"].lower(), result.get("msg")
+        assert files_under(str(tmp_path)) == []
+    finally:
+        holder.rollback()
+        holder.close()

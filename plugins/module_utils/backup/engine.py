@@ -283,11 +283,11 @@ def _take_lock(conn, database, req):
         cur.execute("RESET lock_timeout")
 
 
-def stream_into(tools, storages, key, stages, while_running=None):
+def stream_into(tools, storages, key, stages, while_running=None, cancel=None):
     """Run `stages` and store their output under `key` in every storage, hashing it in
     the same pass. `while_running()` runs in a thread meanwhile; its exception fails
-    the whole. Committed only when everything succeeded, otherwise aborted and deleted.
-    Returns (sink, each stage's status)."""
+    the whole, and when the stream fails `cancel()` stops it. Committed only when
+    everything succeeded, otherwise aborted and deleted. Returns (sink, each stage's status)."""
     writers = [storage.writer(key) for storage in storages]
     sink = StreamSink(writers)
     failure = []
@@ -303,6 +303,10 @@ def stream_into(tools, storages, key, stages, while_running=None):
     try:
         try:
             dummy, statuses = tools.run(stages, consume=sink)
+        except BaseException:
+            if worker and cancel:
+                cancel()  # the reader may be waiting for a lock pg_dump gave up on
+            raise
         finally:
             if worker:
                 worker.join()
@@ -355,7 +359,7 @@ def store_file(storages, key, handle):
     return sink
 
 
-def dump_directory(tools, req, snapshot_id, dump_key, while_running=None):
+def dump_directory(tools, req, snapshot_id, dump_key, while_running=None, cancel=None):
     """pg_dump --format=directory --jobs=N into a private work directory (pg_dump writes
     the files itself, in parallel), then each file into every storage, hashed as it is
     copied. Nothing is stored unless pg_dump exited 0; the work directory always goes."""
@@ -376,6 +380,10 @@ def dump_directory(tools, req, snapshot_id, dump_key, while_running=None):
     try:
         try:
             dummy, statuses = tools.run([dump_command(req, snapshot_id) + ["--jobs=%d" % req.jobs, "--file=" + target]])
+        except BaseException:
+            if worker and cancel:
+                cancel()
+            raise
         finally:
             if worker:
                 worker.join()
@@ -414,6 +422,33 @@ def globals_file_name(req):
     return name + (".gpg" if req.encryption else "")
 
 
+# The history tables of the migration tools our users run, newest applied first.
+MIGRATION_HISTORIES = (
+    ("prisma", "public._prisma_migrations",
+     "SELECT migration_name FROM public._prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL "
+     "ORDER BY finished_at DESC, migration_name DESC LIMIT 1"),
+    ("alembic", "public.alembic_version", "SELECT string_agg(version_num, ',' ORDER BY version_num) FROM public.alembic_version"),
+    ("django", "public.django_migrations", "SELECT app || '.' || name FROM public.django_migrations ORDER BY applied DESC, id DESC LIMIT 1"),
+    ("flyway", "public.flyway_schema_history",
+     "SELECT version FROM public.flyway_schema_history WHERE success AND version IS NOT NULL ORDER BY installed_rank DESC LIMIT 1"),
+)
+
+
+def migration_version(cur):
+    """{tool: version} for every known migration history table in the database (in the
+    dump's snapshot), or None when there is none."""
+    found = {}
+    for tool, table, sql in MIGRATION_HISTORIES:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL AND has_table_privilege(%s, 'SELECT') AS readable",
+                    (table, table))
+        row = cur.fetchone()
+        if row and list(row.values() if isinstance(row, dict) else row)[0]:
+            cur.execute(sql)
+            value = cur.fetchone()
+            found[tool] = list(value.values() if isinstance(value, dict) else value)[0] if value else None
+    return found or None
+
+
 def _dump(conn, settings, tools, req, info, backup_id, dump_key, manifest_key, started, clock):
     database = info["database"]
     snapshot_holder = {}
@@ -421,19 +456,23 @@ def _dump(conn, settings, tools, req, info, backup_id, dump_key, manifest_key, s
     with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
         snapshot_id = None
         if req.type != "globals":
+            if req.lock_wait_timeout:
+                # The manifest's counts wait for locks no longer than pg_dump does.
+                run_statement(cur, "the lock timeout", "SET lock_timeout = %s", ("%ds" % req.lock_wait_timeout,))
             run_statement(cur, "a consistent snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             snapshot_id = run_statement(cur, "an exported snapshot", "SELECT pg_export_snapshot() AS id")[0]["id"]
 
         def read_counts():
             # Exact row counts in the dump's own snapshot, read while pg_dump runs.
             snapshot_holder["snapshot"] = read_snapshot(cur, exact_counts=req.type != "schema")[0]
+            snapshot_holder["migration_version"] = migration_version(cur)
 
         try:
             if req.format == "directory":
-                sink, stages = dump_directory(tools, req, snapshot_id, dump_key, while_running=read_counts)
+                sink, stages = dump_directory(tools, req, snapshot_id, dump_key, while_running=read_counts, cancel=conn.cancel)
             else:
                 sink, stages = stream_into(tools, req.storages, dump_key, stream_stages(req, dump_command(req, snapshot_id)),
-                                           while_running=read_counts if snapshot_id else None)
+                                           while_running=read_counts if snapshot_id else None, cancel=conn.cancel)
                 sink.keys = [dump_key]
         finally:
             if snapshot_id and not conn.closed:
@@ -484,6 +523,7 @@ def _dump(conn, settings, tools, req, info, backup_id, dump_key, manifest_key, s
         selection=dict(schemas=req.schemas, exclude_schemas=req.exclude_schemas, tables=req.tables,
                        exclude_tables=req.exclude_tables, exclude_table_data=req.exclude_table_data),
         snapshot=snapshot_holder.get("snapshot"),
+        migration_version=snapshot_holder.get("migration_version"),
         files=getattr(sink, "files", None),
         jobs=req.jobs,
         globals=globals_part,
@@ -502,6 +542,8 @@ def _dump(conn, settings, tools, req, info, backup_id, dump_key, manifest_key, s
         verification=verification,
         manifest=manifest,
         locations=[s.uri(dump_key) for s in req.storages],
+        path=next((s.uri(dump_key) for s in req.storages if isinstance(s, LocalStorage)), None),
+        s3_uri=next((s.uri(dump_key) for s in req.storages if not isinstance(s, LocalStorage)), None),
         stages=[dict(name=s["name"], returncode=s["returncode"]) for s in stages],
     )
     if verification["status"] == "failed":
@@ -701,7 +743,10 @@ def _read_back(req, tools, storage, key, sha256, snapshot, stages, decryptable, 
     feeder.start()
     try:
         with os.fdopen(read_fd, "rb") as pipe:
-            tools.run(stages, consume=scan, stdin=pipe)
+            if stages:
+                tools.run(stages, consume=scan, stdin=pipe)
+            else:  # plain SQL, stored as it is: read it directly
+                scan(pipe)
     except PgopsError as exc:
         feeder.join()
         return dict(status="failed", method="read-back", message="reading the stored archive back failed: %s" % exc)
@@ -731,197 +776,6 @@ def script_outcome(req, scan, snapshot, what):
                     message="the dump has no data for %d tables: %s" % (len(missing), ", ".join(missing[:10])))
     return dict(status="passed", method="read-back", tables=len(scan.tables),
                 message="%s and has data for %d tables" % (what, len(scan.tables)))
-
-
-def scratch_database_name(backup_id):
-    """A name for the verification database, unique per backup, within 63 bytes."""
-    return "pgops_verify_" + hashlib.sha256(backup_id.encode("utf-8")).hexdigest()[:16]
-
-
-def verify_backup(req, tools, storage, key, sha256, snapshot, settings=None, backup_id=""):
-    """Read the stored backup back in one stream: its sha256 must match the one written
-    and, when it can be decrypted, it is decrypted and decompressed, then either
-    (list) turned into SQL (custom format: pg_restore), which must hold data for
-    every table of the snapshot and end with pg_dump's completion line, or (restore)
-    restored into a scratch database whose exact row counts and schema fingerprint
-    must equal the manifest's; the scratch database is always dropped."""
-    if req.verify == "none":
-        return dict(status="skipped", method="none", message="verification was not requested")
-    decryptable = not req.encryption or req.encryption.can_decrypt()
-    restore = req.verify == "restore" and req.type == "full" and decryptable and snapshot is not None
-    scratch = scratch_database_name(backup_id) if restore else None
-    stages = []
-    if req.encryption and decryptable:
-        stages.append(req.encryption.decrypt_stage())
-    if req.compression != "none" and not req.compress_in_pg_dump:
-        stages.append(decompress_stage(req.compression))
-    if restore and req.format == "custom":
-        stages.append(["pg_restore", "--exit-on-error", "--no-owner", "--dbname=" + scratch])
-    elif restore:
-        stages.append(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--dbname=" + scratch])
-    elif req.format == "custom":
-        stages.append(["pg_restore", "--file=-"])
-    if not decryptable:
-        stages = [["cat"]]  # only the checksum can be verified here
-    if not restore:
-        return _read_back(req, tools, storage, key, sha256, snapshot, stages, decryptable)
-    return restore_and_compare(req, settings, backup_id, snapshot, lambda: _read_back(
-        req, tools, storage, key, sha256, snapshot, stages, decryptable, check_script=False))
-
-
-def restore_and_compare(req, settings, backup_id, snapshot, run_restore):
-    """Create the scratch database, let `run_restore()` fill it (it returns an outcome
-    dict), compare the copy with the manifest's snapshot, always drop the database."""
-    scratch = scratch_database_name(backup_id)
-    admin, dummy = connect(settings, application_name="pgops.runbook backup verify")
-    try:
-        with admin.cursor() as cur:
-            cur.execute(psycopg2.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg2.sql.Identifier(scratch)))
-            cur.execute(psycopg2.sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING %s LC_COLLATE %s LC_CTYPE %s").format(
-                psycopg2.sql.Identifier(scratch)), (snapshot["encoding"], snapshot["collate"], snapshot["ctype"]))
-        try:
-            outcome = run_restore()
-            if outcome["status"] != "passed":
-                return outcome
-            restored, dummy = take_snapshot(settings.with_database(scratch), exact_counts=True)
-            differences = restore_differences(req, snapshot, restored)
-            if differences:
-                return dict(status="failed", method="restore", differences=differences[:20],
-                            message="the restored copy differs from the manifest: %s"
-                                    % " ".join(d["message"] for d in differences[:5]))
-            return dict(status="passed", method="restore", tables=len(restored["tables"]),
-                        message="sha256 matches; restored into a scratch database, whose %d tables' exact row counts "
-                                "and schema fingerprint equal the manifest's" % len(restored["tables"]))
-        finally:
-            with admin.cursor() as cur:
-                cur.execute(psycopg2.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg2.sql.Identifier(scratch)))
-    except psycopg2.Error as exc:
-        return dict(status="failed", method="restore", message="the scratch database could not be used: %s"
-                    % str(exc).strip().splitlines()[0])
-    finally:
-        admin.close()
-
-
-def verify_directory(req, tools, storages, dump_key, files, snapshot, settings, backup_id):
-    """A directory archive: every stored file's sha256 is checked against the one written;
-    with a local copy, pg_restore then reads every file (list: to SQL, checked as for the
-    other formats; restore: into a scratch database, in parallel with jobs)."""
-    storage = storages[0]
-    for name in sorted(files):
-        digest = hashlib.sha256()
-        handle = storage.reader("%s/%s" % (dump_key, name))
-        try:
-            for chunk in iter(lambda: handle.read(CHUNK), b""):
-                digest.update(chunk)
-        finally:
-            handle.close()
-        if digest.hexdigest() != files[name]["sha256"]:
-            return dict(status="failed", method="checksum", message="file %s of the archive differs from what was written" % name)
-    if not isinstance(storage, LocalStorage):
-        return dict(status="passed", method="checksum", files=len(files),
-                    message="every file's sha256 matches; pg_restore needs a local copy (dest) to read the contents")
-    path = storage.path(dump_key)
-    if req.verify == "restore" and req.type == "full" and snapshot is not None:
-        def run_restore():
-            try:
-                tools.run([["pg_restore", "--exit-on-error", "--no-owner", "--jobs=%d" % req.jobs,
-                            "--dbname=" + scratch_database_name(backup_id), path]])
-            except PgopsError as exc:
-                return dict(status="failed", method="restore", message="the restore failed: %s" % exc)
-            return dict(status="passed", method="restore", message="restored")
-        return restore_and_compare(req, settings, backup_id, snapshot, run_restore)
-    scan = ScriptScan()
-    try:
-        tools.run([["pg_restore", "--file=-", path]], consume=scan)
-    except PgopsError as exc:
-        return dict(status="failed", method="read-back", message="pg_restore could not read the archive: %s" % exc)
-    return script_outcome(req, scan, snapshot, "every file's sha256 matches; pg_restore read the whole archive")
-
-
-def verify_globals(req, tools, storage, key, sha256):
-    """Read the stored globals back: sha256, then decrypted and decompressed to the end of
-    pg_dumpall's script."""
-    decryptable = not req.encryption or req.encryption.can_decrypt()
-    stages = []
-    if req.encryption and decryptable:
-        stages.append(req.encryption.decrypt_stage())
-    if req.compression != "none":
-        stages.append(decompress_stage(req.compression))
-    if not decryptable or not stages:
-        stages = [["cat"]]
-    return _read_back(req, tools, storage, key, sha256, None, stages, decryptable)
-
-
-def restore_differences(req, expected, restored):
-    """What differs between the manifest's snapshot and the restored copy. With a
-    selection (schemas, tables, exclusions) only the selected tables' rows are compared."""
-    if not (req.schemas or req.exclude_schemas or req.tables or req.exclude_tables or req.exclude_table_data):
-        return compare_snapshots(expected, restored, 0)
-    differences = []
-    for table, facts in sorted(expected["tables"].items()):
-        if facts["kind"] != "r" or not _selected(req, table):
-            continue
-        got = restored["tables"].get(table, {}).get("rows")
-        if got != facts["rows"]:
-            differences.append(dict(kind="rows_changed", object=table, before=facts["rows"], after=got,
-                                    message="Table %s has %s rows restored, %s in the manifest." % (table, got, facts["rows"])))
-    return differences
-
-
-def _read_back(req, tools, storage, key, sha256, snapshot, stages, decryptable, check_script=True):
-    """Stream the stored bytes through `stages`, hashing them on the way."""
-    digest = hashlib.sha256()
-    source = storage.reader(key)
-
-    def feed(write_fd):
-        pipe = os.fdopen(write_fd, "wb")
-        try:
-            for chunk in iter(lambda: source.read(CHUNK), b""):
-                digest.update(chunk)
-                if pipe is not None and decryptable:
-                    try:
-                        pipe.write(chunk)
-                    except BrokenPipeError:
-                        pipe = None  # the reader stopped early: its exit status says why
-        finally:
-            source.close()
-            if pipe is not None:
-                try:
-                    pipe.close()
-                except BrokenPipeError:
-                    pass
-
-    scan = ScriptScan()
-    read_fd, write_fd = os.pipe()
-    feeder = threading.Thread(target=feed, args=(write_fd,))
-    feeder.start()
-    try:
-        with os.fdopen(read_fd, "rb") as pipe:
-            tools.run(stages, consume=scan, stdin=pipe)
-    except PgopsError as exc:
-        feeder.join()
-        return dict(status="failed", method="read-back", message="reading the stored archive back failed: %s" % exc)
-    feeder.join()
-    if digest.hexdigest() != sha256:
-        return dict(status="failed", method="checksum",
-                    message="the stored bytes' sha256 %s differs from the one written, %s" % (digest.hexdigest(), sha256))
-    if not decryptable:
-        return dict(status="passed", method="checksum",
-                    message="sha256 of the stored bytes matches; the contents were not read (no decryption key here)")
-    if not check_script:
-        return dict(status="passed", method="restore", message="sha256 matches and the restore succeeded")
-    if PLAIN_TRAILER not in scan.tail:
-        return dict(status="failed", method="read-back", message="the dump does not end with pg_dump's completion line")
-    missing = []
-    if snapshot and req.type in ("full", "data"):
-        missing = sorted(t for t, v in snapshot["tables"].items()
-                         if v["kind"] == "r" and t not in scan.tables and _selected(req, t))
-    if missing:
-        return dict(status="failed", method="read-back", tables=len(scan.tables),
-                    message="the dump has no data for %d tables: %s" % (len(missing), ", ".join(missing[:10])))
-    return dict(status="passed", method="read-back", tables=len(scan.tables),
-                message="sha256 matches; the whole dump was read back, decompressed%s and has data for %d tables"
-                        % (" and restored to SQL" if req.format == "custom" else "", len(scan.tables)))
 
 
 def _selected(req, table):
