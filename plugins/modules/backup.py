@@ -104,50 +104,6 @@ options:
       - A local directory to store the backup under. It must exist.
       - At least one of O(dest) and O(s3) is required.
     type: path
-  s3:
-    description:
-      - An S3 (or S3-compatible) location. With O(s3) alone the dump streams straight into a
-        multipart upload, with no local copy and bounded memory.
-    type: dict
-    suboptions:
-      bucket:
-        description: The bucket. It must exist.
-        type: str
-        required: true
-      prefix:
-        description: Key prefix under which backups are stored.
-        type: str
-        default: ""
-      region:
-        description: The bucket's region.
-        type: str
-      endpoint_url:
-        description: Endpoint of an S3-compatible service (MinIO, Ceph, ...).
-        type: str
-      access_key:
-        description:
-          - Access key ID. When unset, the AWS default credential chain (environment, profile,
-            instance role) applies.
-        type: str
-      secret_key:
-        description: Secret access key. Never logged.
-        type: str
-      session_token:
-        description: Session token of temporary credentials. Never logged.
-        type: str
-      profile:
-        description: A named profile of the AWS configuration files.
-        type: str
-      server_side_encryption:
-        description: Server-side encryption of the stored objects.
-        type: str
-        choices: [ AES256, aws:kms ]
-      kms_key_id:
-        description: The KMS key for C(aws:kms).
-        type: str
-      storage_class:
-        description: Storage class of the stored objects (e.g. C(STANDARD_IA)).
-        type: str
   encryption:
     description:
       - GPG encryption in the stream, before the bytes leave the host. To a recipient's public
@@ -219,6 +175,7 @@ options:
         directories and E(PATH) are searched for ones not older than the server.
     type: path
 extends_documentation_fragment:
+  - pgops.runbook.s3
   - pgops.runbook.connection
   - ansible.builtin.action_common_attributes
 attributes:

@@ -27,50 +27,6 @@ options:
       - A local directory backups were stored under (O(pgops.runbook.backup#module:dest)). It must exist.
       - At least one of O(dest) and O(s3) is required.
     type: path
-  s3:
-    description:
-      - An S3 (or S3-compatible) location backups were stored in, with the same suboptions as
-        O(pgops.runbook.backup#module:s3), so one dictionary can serve both modules.
-    type: dict
-    suboptions:
-      bucket:
-        description: The bucket. It must exist.
-        type: str
-        required: true
-      prefix:
-        description: Key prefix under which backups are stored.
-        type: str
-        default: ""
-      region:
-        description: The bucket's region.
-        type: str
-      endpoint_url:
-        description: Endpoint of an S3-compatible service (MinIO, Ceph, ...).
-        type: str
-      access_key:
-        description:
-          - Access key ID. When unset, the AWS default credential chain (environment, profile,
-            instance role) applies.
-        type: str
-      secret_key:
-        description: Secret access key. Never logged.
-        type: str
-      session_token:
-        description: Session token of temporary credentials. Never logged.
-        type: str
-      profile:
-        description: A named profile of the AWS configuration files.
-        type: str
-      server_side_encryption:
-        description: Used only when writing; accepted so the O(pgops.runbook.backup#module:s3) dictionary can be reused.
-        type: str
-        choices: [ AES256, aws:kms ]
-      kms_key_id:
-        description: Used only when writing; accepted so the O(pgops.runbook.backup#module:s3) dictionary can be reused.
-        type: str
-      storage_class:
-        description: Used only when writing; accepted so the O(pgops.runbook.backup#module:s3) dictionary can be reused.
-        type: str
   database:
     description: List only the backups of this database (incomplete ones included).
     type: str
@@ -97,6 +53,7 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - pgops.runbook.s3
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:

@@ -283,35 +283,42 @@ def _take_lock(conn, database, req):
         cur.execute("RESET lock_timeout")
 
 
-def stream_into(tools, storages, key, stages, while_running=None, cancel=None):
-    """Run `stages` and store their output under `key` in every storage, hashing it in
-    the same pass. `while_running()` runs in a thread meanwhile; its exception fails
-    the whole, and when the stream fails `cancel()` stops it. Committed only when
-    everything succeeded, otherwise aborted and deleted. Returns (sink, each stage's status)."""
-    writers = [storage.writer(key) for storage in storages]
-    sink = StreamSink(writers)
+def run_alongside(run, while_running=None, cancel=None):
+    """Return run(), with while_running() in a thread meanwhile (the manifest's row
+    counts while pg_dump runs). If run() fails, cancel() stops the other (it may wait
+    for a lock pg_dump gave up on); if the other fails, that fails the whole."""
     failure = []
     worker = None
     if while_running:
         def guarded():
             try:
                 while_running()
-            except Exception as exc:  # reported after the stream
+            except Exception as exc:  # reported once run() is done
                 failure.append(exc)
         worker = threading.Thread(target=guarded)
         worker.start()
     try:
-        try:
-            dummy, statuses = tools.run(stages, consume=sink)
-        except BaseException:
-            if worker and cancel:
-                cancel()  # the reader may be waiting for a lock pg_dump gave up on
-            raise
-        finally:
-            if worker:
-                worker.join()
-        if failure:
-            raise failure[0] if isinstance(failure[0], PgopsError) else PgopsError("%s" % failure[0])
+        result = run()
+    except BaseException:
+        if worker and cancel:
+            cancel()
+        raise
+    finally:
+        if worker:
+            worker.join()
+    if failure:
+        raise failure[0] if isinstance(failure[0], PgopsError) else PgopsError("%s" % failure[0])
+    return result
+
+
+def store(storages, key, fill):
+    """Store under `key` in every storage what `fill(sink)` writes into the sink (which
+    hashes and counts it in the same pass). Committed in every storage only when fill
+    returned; otherwise aborted and deleted everywhere. Returns (sink, fill's result)."""
+    writers = [storage.writer(key) for storage in storages]
+    sink = StreamSink(writers)
+    try:
+        result = fill(sink)
         for writer in writers:
             writer.commit()
     except BaseException:
@@ -320,6 +327,14 @@ def stream_into(tools, storages, key, stages, while_running=None, cancel=None):
         for storage in storages:  # some destinations may have committed before another failed
             storage.delete([key])
         raise
+    return sink, result
+
+
+def stream_into(tools, storages, key, stages, while_running=None, cancel=None):
+    """Run `stages` and store their output under `key` in every storage (see store, and
+    run_alongside for the last two arguments). Returns (sink, each stage's status)."""
+    sink, (dummy, statuses) = store(storages, key, lambda sink: run_alongside(
+        lambda: tools.run(stages, consume=sink), while_running, cancel))
     return sink, statuses
 
 
@@ -342,23 +357,6 @@ def directory_digest_text(files):
     return "".join("%s %s\n" % (name, files[name]["sha256"]) for name in sorted(files))
 
 
-def store_file(storages, key, handle):
-    """Copy an open file into every storage under `key`, hashing it in the same read."""
-    writers = [storage.writer(key) for storage in storages]
-    sink = StreamSink(writers)
-    try:
-        sink(handle)
-        for writer in writers:
-            writer.commit()
-    except BaseException:
-        for writer in writers:
-            writer.abort()
-        for storage in storages:
-            storage.delete([key])
-        raise
-    return sink
-
-
 def dump_directory(tools, req, snapshot_id, dump_key, while_running=None, cancel=None):
     """pg_dump --format=directory --jobs=N into a private work directory (pg_dump writes
     the files itself, in parallel), then each file into every storage, hashed as it is
@@ -367,33 +365,14 @@ def dump_directory(tools, req, snapshot_id, dump_key, while_running=None, cancel
     os.chmod(work, 0o700)
     target = os.path.join(work, "archive")
     sink = DirectorySink()
-    failure = []
-    worker = None
-    if while_running:
-        def guarded():
-            try:
-                while_running()
-            except Exception as exc:
-                failure.append(exc)
-        worker = threading.Thread(target=guarded)
-        worker.start()
     try:
-        try:
-            dummy, statuses = tools.run([dump_command(req, snapshot_id) + ["--jobs=%d" % req.jobs, "--file=" + target]])
-        except BaseException:
-            if worker and cancel:
-                cancel()
-            raise
-        finally:
-            if worker:
-                worker.join()
-        if failure:
-            raise failure[0] if isinstance(failure[0], PgopsError) else PgopsError("%s" % failure[0])
+        dummy, statuses = run_alongside(lambda: tools.run([dump_command(req, snapshot_id) + [
+            "--jobs=%d" % req.jobs, "--file=" + target]]), while_running, cancel)
         for name in sorted(os.listdir(target)):
             key = "%s/%s" % (dump_key, name)
             sink.keys.append(key)
             with open(os.path.join(target, name), "rb") as handle:
-                stored = store_file(req.storages, key, handle)
+                stored, dummy = store(req.storages, key, lambda file_sink: file_sink(handle))
             sink.files[name] = dict(sha256=stored.sha256.hexdigest(), size_bytes=stored.size)
             sink.size += stored.size
     except BaseException:
