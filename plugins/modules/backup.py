@@ -123,10 +123,13 @@ options:
         type: path
   verify:
     description:
-      - C(list) reads the whole stored backup back in one stream - checks its sha256 against the one
-        written, decrypts and decompresses it, and (custom format) has pg_restore turn every entry into
-        SQL, which must hold data for every table of the snapshot and end with pg_dump's completion
-        line. A public-key encrypted backup without O(encryption.private_key) is verified by its sha256 alone.
+      - C(list) reads the stored backup back and checks its sha256 against the one written (so the stored
+        bytes are exactly what pg_dump produced), then its contents - a local custom archive (compressed by
+        pg_dump, not encrypted) through the table of contents pg_restore lists, which must hold data for
+        every table of the snapshot; anything else (plain SQL, zstd or lz4 in the stream, GPG, S3 only) is
+        decrypted and decompressed in one stream and turned into SQL, which must hold data for every table
+        and end with pg_dump's completion line. A public-key encrypted backup without
+        O(encryption.private_key) is verified by its sha256 alone.
       - C(restore) (O(type=full) only; other types are verified as with C(list)) restores the stored backup,
         in the same single read, into a scratch database C(pgops_verify_<hash>) created for it, compares the
         restored copy's exact row counts and schema fingerprint with the manifest's, and drops it. The login

@@ -564,3 +564,12 @@ def test_lock_wait_timeout_stops_a_backup_queued_behind_a_lock(cluster, pg, clin
     finally:
         holder.rollback()
         holder.close()
+
+
+def test_default_backup_is_verified_by_checksum_and_table_of_contents(pg, clinic, tmp_path):
+    result, dummy = backup(pg, dest=str(tmp_path))
+    assert result["verified"], result.get("msg")
+    verification = result["verification"]
+    assert verification["method"] == "list" and verification["tables"] == 3 and verification["entries"] > 3
+    toc = subprocess.run(["pg_restore", "--list", result["path"]], capture_output=True, check=True, text=True).stdout
+    assert verification["entries"] == len([line for line in toc.splitlines() if line and not line.startswith(";")])
