@@ -15,11 +15,15 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+try:
+    from tests.harness.network import free_port
+except ImportError:  # imported from tests/harness directly (benchmarks) or run as a script
+    from network import free_port
 
 SUPERUSER_PASSWORD = "harness-super-Secr3t!"
 ROLE_PASSWORDS = {
@@ -35,13 +39,6 @@ def pg_bindir():
     """The server binaries' directory, from pg_config."""
     out = subprocess.run(["pg_config", "--bindir"], check=True, capture_output=True, text=True)
     return out.stdout.strip()
-
-
-def free_port():
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _as_postgres():

@@ -1,4 +1,4 @@
-"""S3 on loopback for tests and benchmarks: a moto server, and a proxy that breaks the network.
+"""S3 on loopback for tests and benchmarks: a moto server (network faults: network.LoopbackProxy).
 
     server = MotoServer(); server.start()   # moto_server -H 127.0.0.1 -p <free port>
     server.client().create_bucket(Bucket="backups")
@@ -14,20 +14,17 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+try:
+    from tests.harness.network import free_port
+except ImportError:  # imported from tests/harness directly (benchmarks) or run as a script
+    from network import free_port
 
 REGION = "us-east-1"
 # moto accepts any credentials; these are dummies, not secrets.
 ACCESS_KEY = "pgops-test-access-key"
 SECRET_KEY = "pgops-test-secret-key"
-
-
-def free_port():
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def moto_server_executable():
@@ -110,85 +107,6 @@ def client_for(facts, service="s3"):
     import boto3
     return boto3.client(service, endpoint_url=facts["endpoint_url"], region_name=facts["region"],
                         aws_access_key_id=facts["access_key"], aws_secret_access_key=facts["secret_key"])
-
-
-class CuttingProxy:
-    """A loopback TCP proxy that forwards normally until `budget` bytes have gone upstream
-    in total, then cuts every connection (open ones and new ones): the network dies mid-upload."""
-
-    def __init__(self, target_port, budget):
-        self.target_port = target_port
-        self.budget = budget
-        self.forwarded = 0
-        self.lock = threading.Lock()
-        self.sockets = []
-        self.server = socket.socket()
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(16)
-        self.port = self.server.getsockname()[1]
-        self.stopped = threading.Event()
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    @property
-    def endpoint_url(self):
-        return "http://127.0.0.1:%d" % self.port
-
-    @property
-    def cut(self):
-        return self.forwarded >= self.budget
-
-    def accept(self):
-        while not self.stopped.is_set():
-            try:
-                client, dummy = self.server.accept()
-            except OSError:
-                return
-            if self.cut:
-                self.close_socket(client)
-                continue
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            with self.lock:
-                self.sockets.extend([client, upstream])
-            threading.Thread(target=self.pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self.pump, args=(upstream, client, False), daemon=True).start()
-
-    def pump(self, src, dst, counted):
-        try:
-            for chunk in iter(lambda: src.recv(65536), b""):
-                if counted:
-                    with self.lock:
-                        room = self.budget - self.forwarded
-                        self.forwarded += len(chunk)
-                    if room < len(chunk):
-                        if room > 0:
-                            dst.sendall(chunk[:room])
-                        self.cut_all()
-                        return
-                dst.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            self.close_socket(src)
-            self.close_socket(dst)
-
-    @staticmethod
-    def close_socket(sock):
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        sock.close()
-
-    def cut_all(self):
-        with self.lock:
-            sockets, self.sockets = self.sockets, []
-        for sock in sockets:
-            self.close_socket(sock)
-
-    def close(self):
-        self.stopped.set()
-        self.server.close()
-        self.cut_all()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ import glob
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -14,6 +13,7 @@ import pytest
 
 from tests.conftest import connection_vars
 from tests.harness.playbook import run_play
+from tests.harness.processes import command_lines_seen, kill_when_running
 
 pytestmark = pytest.mark.integration
 
@@ -144,42 +144,6 @@ def test_check_mode_writes_nothing(pg, clinic, tmp_path):
     assert files_under(str(tmp_path)) == []
 
 
-def descends_from(pid, ancestor):
-    """Whether process `pid` is a descendant of `ancestor` (so other work on the machine is left alone)."""
-    while pid > 1:
-        with open("/proc/%d/stat" % pid) as handle:
-            pid = int(handle.read().rsplit(")", 1)[1].split()[1])
-        if pid == ancestor:
-            return True
-    return False
-
-
-def kill_when_running(program, delay, found):
-    """Kill this test's `program` (by name) `delay` s after it starts streaming; the
-    tools' `--version` probes, which come and go first, are not it."""
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        for path in glob.glob("/proc/[0-9]*/comm"):
-            try:
-                with open(path) as handle:
-                    if handle.read().strip() != program:
-                        continue
-                if not descends_from(int(path.split("/")[2]), os.getpid()):
-                    continue
-                with open(path[:-4] + "cmdline", "rb") as handle:
-                    cmdline = handle.read()
-                if not cmdline or b"--version" in cmdline:  # an exited probe (a zombie has none)
-                    continue
-                pid = int(path.split("/")[2])
-                time.sleep(delay)
-                os.kill(pid, signal.SIGKILL)
-                found.append(pid)
-                return
-            except (OSError, ValueError):
-                pass
-        time.sleep(0.005)
-
-
 @pytest.mark.parametrize("program, options", [
     ("pg_dump", dict(compression="gzip")),
     ("zstd", dict(compression="zstd")),
@@ -283,25 +247,9 @@ def test_two_backups_at_once_are_serialised(pg, clinic, tmp_path):
 
 
 def test_no_secret_on_any_command_line_while_a_backup_runs(pg, clinic, tmp_path, s3, bucket):
-    seen, stop = set(), threading.Event()
-
-    def scan():
-        while not stop.is_set():
-            for path in glob.glob("/proc/[0-9]*/cmdline"):
-                try:
-                    with open(path, "rb") as handle:
-                        seen.add(handle.read())
-                except OSError:
-                    pass
-
-    scanner = threading.Thread(target=scan)
-    scanner.start()
-    try:
+    with command_lines_seen() as seen:
         result, run = backup(pg, dest=str(tmp_path), s3=s3_option(s3, bucket, secret_key="S3-Secret-Key-For-Cmdline"),
                              encryption=dict(passphrase=PASSPHRASE), compression="zstd", verbosity=3)
-    finally:
-        stop.set()
-        scanner.join()
     assert result["verified"], result.get("msg")
     assert any(b"pg_dump" in c for c in seen) and any(b"gpg" in c for c in seen)
     for secret in (PASSPHRASE, pg["passwords"]["pgops_admin"], "S3-Secret-Key-For-Cmdline"):
@@ -354,9 +302,10 @@ def test_s3_only_backup_is_verified_from_the_bucket(pg, clinic, s3, bucket):
 
 
 def test_network_dying_mid_upload_leaves_no_object_and_the_next_run_cleans_up(pg, clinic, tmp_path, s3, bucket):
-    from tests.harness.s3 import CuttingProxy, client_for
+    from tests.harness.network import LoopbackProxy
+    from tests.harness.s3 import client_for
     client = client_for(s3)
-    proxy = CuttingProxy(s3["port"], budget=20 * 1024 * 1024)  # the second 16 MiB part is cut
+    proxy = LoopbackProxy(s3["port"], budget=20 * 1024 * 1024)  # the second 16 MiB part is cut
     try:
         result, run = backup(pg, s3=s3_option(s3, bucket, endpoint_url=proxy.endpoint_url), compression="none",
                              tables=["public.audit_log"])

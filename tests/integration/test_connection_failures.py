@@ -1,16 +1,15 @@
 """Bad input and connection faults through Ansible: one clear sentence naming the
 problem, no traceback, and no password in any output, even with -vvv."""
 
-import glob
 import os
 import subprocess
-import threading
 
 import pytest
 
 from tests.conftest import connection_vars
-from tests.harness.cluster import free_port
+from tests.harness.network import free_port
 from tests.harness.playbook import run_play
+from tests.harness.processes import command_lines_seen
 
 pytestmark = pytest.mark.integration
 
@@ -139,27 +138,11 @@ def test_bad_options_fail_with_one_sentence_naming_the_option(pg, options, fragm
 def test_no_password_on_any_command_line_while_modules_run(pg, cluster):
     """Scan every process's command line while health_check and db_snapshot run."""
     password = pg["passwords"]["pgops_admin"]
-    seen, stop = set(), threading.Event()
-
-    def scan():
-        while not stop.is_set():
-            for path in glob.glob("/proc/[0-9]*/cmdline"):
-                try:
-                    with open(path, "rb") as handle:
-                        seen.add(handle.read())
-                except OSError:
-                    pass
-
-    scanner = threading.Thread(target=scan)
-    scanner.start()
-    try:
+    with command_lines_seen() as seen:
         run = run_play([
             {"name": "health", "pgops.runbook.health_check": connection_vars(pg, fail_on="never")},
             {"name": "snapshot", "pgops.runbook.db_snapshot": connection_vars(pg, exact_counts=True)},
         ], verbosity=3)
-    finally:
-        stop.set()
-        scanner.join()
     assert not run.result("health")["failed"] and not run.result("snapshot")["failed"]
     assert any(b"ansible" in cmdline for cmdline in seen)  # the scan did see the run
     assert not [c for c in seen if password.encode() in c]

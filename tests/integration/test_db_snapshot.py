@@ -15,7 +15,7 @@ import time
 import pytest
 
 from tests.conftest import connection_vars
-from tests.harness.cluster import free_port
+from tests.harness.network import free_port
 from tests.harness.playbook import run_play
 
 from ansible_collections.pgops.runbook.plugins.module_utils.client_tools import ClientTools

@@ -10,6 +10,7 @@ import psycopg2
 import pytest
 
 from tests.conftest import connection_vars
+from tests.harness.network import LoopbackProxy
 from tests.harness.playbook import run_play
 
 pytestmark = pytest.mark.integration
@@ -556,51 +557,8 @@ def test_check_mode_and_prometheus_textfile(pg, tmp_path):
     assert not [p for p in os.listdir(str(tmp_path)) if p != "pgops.prom"]  # no temp file left behind
 
 
-class SlowProxy:
-    """A loopback TCP proxy that holds every chunk for `delay` seconds: a slow network."""
-
-    def __init__(self, target_port, delay):
-        import socket
-        self.target_port, self.delay = target_port, delay
-        self.server = socket.socket()
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(8)
-        self.port = self.server.getsockname()[1]
-        self.stopped = threading.Event()
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        import socket
-        while not self.stopped.is_set():
-            try:
-                client, _addr = self.server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self.pump, args=(src, dst), daemon=True).start()
-
-    def pump(self, src, dst):
-        try:
-            for chunk in iter(lambda: src.recv(65536), b""):
-                time.sleep(self.delay)
-                dst.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(2)
-                except OSError:
-                    pass
-
-    def close(self):
-        self.stopped.set()
-        self.server.close()
-
-
 def test_connection_latency_over_a_slow_network(pg):
-    proxy = SlowProxy(pg["port"], delay=0.15)
+    proxy = LoopbackProxy(pg["port"], delay=0.15)
     try:
         # TLS and SCRAM take several round trips, each now 0.3 s or more.
         item = check_of(pg, "connection", conn=connection_vars(pg, port=proxy.port),

@@ -16,7 +16,8 @@ import uuid
 import pytest
 
 from tests.harness.collection import COLLECTIONS_PATH
-from tests.harness.s3 import CuttingProxy, MotoServer, client_for, free_port
+from tests.harness.network import LoopbackProxy, free_port
+from tests.harness.s3 import MotoServer, client_for
 
 from ansible_collections.pgops.runbook.plugins.module_utils.errors import PgopsError
 from ansible_collections.pgops.runbook.plugins.module_utils.storage.base import StorageError
@@ -196,7 +197,7 @@ def test_an_unreachable_endpoint_fails_fast_with_one_sentence(bucket, s3):
 
 
 def test_the_network_dying_mid_upload_fails_and_the_upload_can_still_be_cleaned_up(s3, bucket):
-    proxy = CuttingProxy(s3["port"], budget=12 * MIB)  # two 5 MiB parts get through, the third is cut
+    proxy = LoopbackProxy(s3["port"], budget=12 * MIB)  # two 5 MiB parts get through, the third is cut
     try:
         through_proxy = storage_for(s3, bucket, endpoint_url=proxy.endpoint_url, secret_key=SECRET,
                                     part_size=5 * MIB, max_attempts=2, connect_timeout=2, read_timeout=5)

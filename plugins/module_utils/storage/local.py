@@ -146,13 +146,16 @@ class LocalStorage(Storage):
 
     def delete(self, keys):
         for key in keys:
-            path = self.path(key)
-            try:
-                os.unlink(path)
-            except OSError as exc:
-                if exc.errno != errno.ENOENT:
-                    raise self.error(exc, path, "delete")
-            self._prune(os.path.dirname(path))
+            self._remove(self.path(key))
+
+    def _remove(self, path):
+        """Remove a file (gone already is fine) and then its directories left empty."""
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise self.error(exc, path, "delete")
+        self._prune(os.path.dirname(path))
 
     def _prune(self, directory):
         """Remove `directory` and its parents while they are empty, up to (not including) the root."""
@@ -181,12 +184,7 @@ class LocalStorage(Storage):
     def discard_incomplete(self, prefix=""):
         discarded = []
         for key, path in self._partials(prefix):
-            try:
-                os.unlink(path)
-            except OSError as exc:
-                if exc.errno != errno.ENOENT:
-                    raise self.error(exc, path, "delete")
-            self._prune(os.path.dirname(path))
+            self._remove(path)
             discarded.append(key)
         return discarded
 
