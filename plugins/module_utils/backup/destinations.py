@@ -8,7 +8,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.pgops.runbook.plugins.module_utils.storage.local import LocalStorage
-from ansible_collections.pgops.runbook.plugins.module_utils.storage.s3 import S3Storage
 
 
 def s3_argument_spec():
@@ -35,5 +34,12 @@ def storages_from_params(dest=None, s3=None, dest_option="dest", s3_option="s3")
     if dest:
         storages.append(LocalStorage(dest, option=dest_option))
     if s3:
-        storages.append(S3Storage(option=s3_option, **dict((k, v) for k, v in s3.items() if v not in (None, ""))))
+        storages.append(s3_storage(s3, option=s3_option))
     return storages
+
+
+def s3_storage(params, option="s3"):
+    """An S3Storage from the s3 option's suboptions (unset ones left to boto3's defaults)."""
+    # Imported here: boto3 takes ~0.2 s to import, which every local-only run would pay.
+    from ansible_collections.pgops.runbook.plugins.module_utils.storage.s3 import S3Storage
+    return S3Storage(option=option, **dict((k, v) for k, v in params.items() if v not in (None, "")))
