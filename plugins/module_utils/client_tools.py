@@ -265,10 +265,25 @@ def run_pipeline(stages, env, consume=None, stdin=None, secrets=()):
     if failed:
         # A stage killed by SIGPIPE only reports that a later stage stopped reading.
         cause = next((s for s in failed if s["returncode"] != -13), failed[0])
-        last_line = cause["stderr"].splitlines()[-1] if cause["stderr"] else "no error output"
-        raise PipelineError("%s failed with exit status %s: %s" % (cause["name"], cause["returncode"], last_line),
+        raise PipelineError("%s failed with exit status %s: %s" % (cause["name"], cause["returncode"], error_line(cause["stderr"])),
                             details=dict(stages=statuses))
     return result, statuses
+
+
+def error_line(stderr):
+    """The line of a tool's error output that says what went wrong: the last one naming an
+    error (PostgreSQL's CONTEXT/DETAIL/HINT lines follow it), else the last line."""
+    lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
+    if not lines:
+        return "no error output"
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
+        if not line.startswith(("CONTEXT:", "DETAIL:", "HINT:", "LINE ", "^", "pg_restore: warning:", "Command was:")) \
+                and ("error" in line.lower() or "FATAL" in line or "fatal" in line):
+            # pg_dump's "detail: Query was: LOCK TABLE ..." says which object it was.
+            details = [d for d in lines[index + 1:index + 3] if "detail:" in d.lower()[:40]]
+            return " ".join([line] + details)
+    return lines[-1]
 
 
 def _terminate(processes):

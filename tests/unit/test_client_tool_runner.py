@@ -14,6 +14,7 @@ from ansible_collections.pgops.runbook.plugins.module_utils.client_tools import 
     ClientEnvironment,
     PipelineError,
     choose_tool,
+    error_line,
     parse_tool_version,
     run_pipeline,
 )
@@ -312,3 +313,16 @@ def test_pipeline_passes_the_given_environment(deadline):
     stage = [sys.executable, "-c", "import os; print(os.environ.get('PGSERVICE'))"]
     output, dummy = run_pipeline([stage], dict(ENV, PGSERVICE="pgops"))
     assert output.strip() == b"pgops"
+
+
+def test_error_line_names_the_error_not_its_context():
+    stderr = ("pg_restore: while PROCESSING TOC:\n"
+              "pg_restore: error: COPY failed for table \"audit_log\": ERROR:  could not extend file: No space left on device\n"
+              "HINT:  Check free disk space.\n"
+              "CONTEXT:  COPY audit_log, line 13095\n")
+    assert error_line(stderr).endswith("No space left on device")
+    assert error_line("gpg: decryption failed: Bad session key\n") == "gpg: decryption failed: Bad session key"
+    assert error_line("") == "no error output"
+    dump = ("pg_dump: error: query failed: ERROR:  canceling statement due to statement timeout\n"
+            "pg_dump: detail: Query was: LOCK TABLE public.visits IN ACCESS SHARE MODE\n")
+    assert error_line(dump).endswith("statement timeout pg_dump: detail: Query was: LOCK TABLE public.visits IN ACCESS SHARE MODE")
