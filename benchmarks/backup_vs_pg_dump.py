@@ -20,7 +20,8 @@ a small one (pgbench scale 5 by default) and a large one (scale 50, ~750 MB of t
 The module runs as the only task of a one-task playbook through the ansible-playbook of the
 repository's virtualenv (.venv: ansible-core, psycopg2, boto3, moto); the collection is found
 through <repo>/.build/collections. The module's interpreter is a small wrapper that records
-the module process's wall time, CPU time and memory (see WRAPPER).
+the module process's wall time, CPU time and memory (see WRAPPER in benchmarks/common.py, which
+holds what this script shares with restore_vs_pg_restore.py).
 
 Usage (~4 minutes on 2 cores at the default scales; `make venv` first):
     python3 benchmarks/backup_vs_pg_dump.py [--reps 3] [--aux-reps 2] [--small-scale 5] [--large-scale 50]
@@ -30,25 +31,19 @@ benchmarks/results/<UTC time>-backup/ (ignored by git). Not part of `make test`.
 """
 
 import argparse
-import datetime
-import json
 import os
 import platform
 import re
 import shutil
-import statistics
-import subprocess
 import sys
 import textwrap
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-VENV = os.path.join(REPO, ".venv")
-VENV_PYTHON = os.path.join(VENV, "bin", "python")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (BACKUP_PLAYBOOK, MIB, REPO, BenchBase, num, parse_time, ratio, reexec_in_venv,  # noqa: E402
+                    rotated, say, summarize, tree_size, versions, wait_timed)
+
 MODULE_FILE = os.path.join(REPO, "plugins", "modules", "backup.py")
-PLAYBOOK_TIMEOUT = 1800
-MIB = 1024.0 * 1024.0
 
 # The time comparison: raw pg_dump twice (socket, TCP+SSL), the module twice (verify list, none).
 TIME_VARIANTS = ("pg_dump_socket", "pg_dump_tcp_ssl", "module_verify_list", "module_verify_none")
@@ -60,181 +55,10 @@ COMPRESSIONS = ("gzip", "zstd", "lz4", "none")
 S3_VARIANTS = (("module_s3_gzip", "gzip", 6), ("module_s3_none", "none", None))
 
 
-def say(msg=""):
-    print(msg, flush=True)
-
-
-CALLBACK_PLUGIN = '''
-# Written by benchmarks/backup_vs_pg_dump.py: records each task's start/end time and the
-# result keys the benchmark reads, one JSON line per task result.
-from __future__ import annotations
-
-import json
-import os
-import time
-
-from ansible.plugins.callback import CallbackBase
-
-DOCUMENTATION = """
-name: bench_timing
-type: aggregate
-short_description: task timings for the pgops benchmark
-description: Appends one JSON line per task result to the file in BENCH_TIMING_FILE.
-"""
-
+# The result keys of the backup module the benchmark reads (the callback also keeps the manifest's
+# times, compression and row counts).
 KEEP = ("size_bytes", "sha256", "duration_s", "verified", "verification", "locations", "stages", "msg", "failed",
         "changed", "backup_id")
-
-
-class CallbackModule(CallbackBase):
-    CALLBACK_VERSION = 2.0
-    CALLBACK_TYPE = "aggregate"
-    CALLBACK_NAME = "bench_timing"
-    CALLBACK_NEEDS_ENABLED = True
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._path = os.environ["BENCH_TIMING_FILE"]
-        self._task_start = {}
-
-    def v2_playbook_on_task_start(self, task, is_conditional):
-        self._task_start[task._uuid] = time.time()
-
-    def _record(self, result, status):
-        end = time.time()
-        task = result._task
-        res = result._result
-        keep = dict((k, res[k]) for k in KEEP if k in res)
-        manifest = res.get("manifest") or {}
-        keep["manifest"] = dict((k, manifest.get(k)) for k in ("started_at", "finished_at", "compression", "file"))
-        keep["manifest"]["snapshot_rows"] = dict((t, v.get("rows")) for t, v in
-                                                 ((manifest.get("snapshot") or {}).get("tables") or {}).items())
-        rec = dict(task=task.get_name(), action=task.action, status=status,
-                   task_start=self._task_start.get(task._uuid), end=end, result=keep)
-        with open(self._path, "a") as handle:
-            handle.write(json.dumps(rec, default=str) + "\\n")
-
-    def v2_runner_on_ok(self, result):
-        self._record(result, "ok")
-
-    def v2_runner_on_failed(self, result, ignore_errors=False):
-        self._record(result, "failed")
-
-    def v2_runner_on_unreachable(self, result):
-        self._record(result, "unreachable")
-'''
-
-# The module's interpreter, as seen by Ansible: runs the venv's python as a child (the module
-# process: AnsiballZ runs the module inside it) and, every 50 ms until it exits, reads
-#   * VmHWM of that python process: its own peak resident memory (the kernel's high-water
-#     mark; only growth in the last < 50 ms before exit can be missed);
-#   * VmRSS of every process of its tree (pg_dump, gzip/zstd/lz4, pg_restore): the peak of
-#     their sum is the memory the whole backup holds at once;
-# and, at exit, wait4's rusage: CPU time of the process and the children it waited for, and
-# ru_maxrss, the largest peak among them (the python process or any one of its children).
-WRAPPER = '''#!%(python)s -SE
-import json, os, sys, time
-t0 = time.monotonic()
-pid = os.fork()
-if pid == 0:
-    os.execv(%(python)r, [%(python)r] + sys.argv[1:])
-
-
-def status_kb(p, field):
-    try:
-        with open("/proc/%%d/status" %% p) as handle:
-            for line in handle:
-                if line.startswith(field):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-def tree(p):
-    found = [p]
-    try:
-        tasks = os.listdir("/proc/%%d/task" %% p)
-    except OSError:
-        return found
-    for tid in tasks:
-        try:
-            with open("/proc/%%d/task/%%s/children" %% (p, tid)) as handle:
-                kids = [int(x) for x in handle.read().split()]
-        except (OSError, ValueError):
-            continue
-        for kid in kids:
-            found.extend(tree(kid))
-    return found
-
-
-hwm = 0
-tree_peak = 0
-samples = 0
-while True:
-    done, status, usage = os.wait4(pid, os.WNOHANG)
-    if done:
-        break
-    hwm = max(hwm, status_kb(pid, "VmHWM:"))
-    tree_peak = max(tree_peak, sum(status_kb(p, "VmRSS:") for p in tree(pid)))
-    samples += 1
-    time.sleep(0.05)
-t1 = time.monotonic()
-with open(%(record)r, "a") as handle:
-    handle.write(json.dumps({"wall_s": t1 - t0, "maxrss_kb": usage.ru_maxrss, "hwm_kb": hwm, "tree_peak_kb": tree_peak,
-                             "cpu_s": usage.ru_utime + usage.ru_stime, "samples": samples,
-                             "args": sys.argv[1:]}) + "\\n")
-sys.exit(os.waitstatus_to_exitcode(status))
-'''
-
-PLAYBOOK = """\
-- name: Benchmark pgops.runbook.backup
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  tasks:
-    - name: Run pgops.runbook.backup
-      pgops.runbook.backup:
-        login_host: "{{ bench_host }}"
-        login_port: "{{ bench_port }}"
-        login_user: postgres
-        login_password: "{{ bench_password }}"
-        login_db: "{{ bench_db }}"
-        ssl_mode: require
-        dest: "{{ bench_dest | default(omit) }}"
-        s3: "{{ bench_s3 | default(omit) }}"
-        format: "{{ bench_format | default('custom') }}"
-        jobs: "{{ bench_jobs | default(omit) }}"
-        compression: "{{ bench_compression }}"
-        compression_level: "{{ bench_level | default(omit) }}"
-        verify: "{{ bench_verify }}"
-"""
-
-
-def failure_line(stdout, stderr):
-    """The first line of ansible-playbook's output that says what went wrong."""
-    for text in (stderr, stdout):
-        for line in text.splitlines():
-            if "ERROR" in line or "FAILED" in line or "fatal:" in line:
-                return line.strip()[:300]
-    return (stderr.strip() or stdout.strip() or "no output")[-300:]
-
-
-def median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def num(value, fmt):
-    return fmt % value if value is not None else "-"
-
-
-def ratio(a, b):
-    return a / b if a is not None and b else None
-
-
-def parse_time(text):
-    return datetime.datetime.fromisoformat(text).timestamp() if text else None
 
 
 def directory_format_available():
@@ -245,107 +69,18 @@ def directory_format_available():
     return bool(spec and '"directory"' in spec.group(1) and re.search(r"\bjobs=dict\(", text))
 
 
-def tree_size(path):
-    """Bytes of a file, or of every file under a directory."""
-    if os.path.isfile(path):
-        return os.path.getsize(path)
-    total = 0
-    for root, dummy_dirs, files in os.walk(path):
-        total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
-    return total
-
-
-class Bench:
+class Bench(BenchBase):
     def __init__(self, args):
-        self.args = args
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        self.out_dir = os.path.abspath(args.results_dir or os.path.join(HERE, "results", stamp + "-backup"))
-        self.work = os.path.join(self.out_dir, "work")
+        super().__init__(args, "backup", subdirs=("dumps",))
         self.dumps = os.path.join(self.work, "dumps")
-        for sub in ("callback_plugins", "home", "tmp", "dumps"):
-            os.makedirs(os.path.join(self.work, sub), exist_ok=True)
-        self.cluster = None
-        self.moto = None
-        self.s3 = None
-        self.runs = []
-        self.run_no = 0
-        self.databases = {}
 
-    # -- server and databases -----------------------------------------------------
-    def start_server(self):
-        sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
-        from cluster import Cluster, pg_bindir  # pylint: disable=import-error
-        self.bindir = pg_bindir()
-        self.cluster = Cluster()
-        self.cluster.start_primary()
-        self.info = self.cluster.describe()
-        self.server_version = self.cluster.primary.execute("SHOW server_version")[0][0]
-        self.pg_dump_version = subprocess.run([os.path.join(self.bindir, "pg_dump"), "--version"], check=True,
-                                              capture_output=True, text=True).stdout.strip()
-        # Raw pg_dump and pgbench connect as postgres over the socket (local trust) or, like the
-        # module, over TCP with SSL and the password; no PG* variable of the caller leaks in.
-        self.pg_env = dict((k, v) for k, v in os.environ.items() if not k.startswith("PG"))
-
-    def db_name(self, scale):
-        return "pgbench_s%d" % scale
-
-    def socket_args(self):
-        return ["-h", self.info["socket_dir"], "-p", str(self.info["port"]), "-U", "postgres"]
-
-    def create_pgbench(self, scale):
-        db = self.db_name(scale)
-        p = self.cluster.primary
-        p.execute("CREATE DATABASE %s" % db)
-        t0 = time.monotonic()
-        # Server-side data generation (G): the same rows as the default, without the COPY round trip.
-        subprocess.run([os.path.join(self.bindir, "pgbench"), "-i", "-q", "-I", "dtGvp", "-s", str(scale)]
-                       + self.socket_args() + [db], env=self.pg_env, check=True, capture_output=True, text=True)
-        p.execute("CHECKPOINT")
-        elapsed = time.monotonic() - t0
-        rows = p.execute("SELECT pg_database_size(%s), pg_size_pretty(pg_database_size(%s))", (db, db))[0]
-        tables = p.execute("SELECT c.relname, pg_total_relation_size(c.oid), c.reltuples::bigint FROM pg_class c "
-                           "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' "
-                           "AND c.relkind = 'r' ORDER BY 2 DESC", dbname=db)
-        # What the module adds while pg_dump runs: an exact count(*) of every table in the dump's
-        # snapshot. Timed here alone, once, to show its cost.
-        conn = p.connect(db)
+    def prepare_ansible(self):
+        super().prepare_ansible({"backup.yml": BACKUP_PLAYBOOK}, keep=KEEP)
         try:
-            with conn.cursor() as cur:
-                t1 = time.monotonic()
-                for name, dummy_size, dummy_tuples in tables:
-                    cur.execute("SELECT count(*) FROM public.%s" % name)
-                    cur.fetchone()
-                count_s = time.monotonic() - t1
-        finally:
-            conn.close()
-        self.databases[scale] = {"db": db, "scale": scale, "bytes": rows[0], "pretty": rows[1],
-                                 "init_s": round(elapsed, 1), "count_all_s": round(count_s, 3),
-                                 "tables": [{"name": t[0], "bytes": t[1], "rows": t[2]} for t in tables]}
-        say("   %s: pgbench -i -s %d in %.1f s; database size %s (%d bytes); count(*) of every table alone %.2f s"
-            % (db, scale, elapsed, rows[1], rows[0], count_s))
-        for name, size, tuples in tables:
-            say("      %-20s %10.1f MB %12d rows" % (name, size / MIB, tuples))
-
-    # -- S3 ---------------------------------------------------------------------------
-    def start_s3(self):
-        sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
-        from s3 import MotoServer, client_for  # pylint: disable=import-error
-        self.moto = MotoServer().start()
-        facts = self.moto.facts()
-        self.s3 = dict(bucket="pgops-bench", endpoint_url=facts["endpoint_url"], region=facts["region"],
-                       access_key=facts["access_key"], secret_key=facts["secret_key"])
-        self.s3_client = client_for(facts)
-        self.s3_client.create_bucket(Bucket=self.s3["bucket"])
-
-    def s3_empty(self):
-        """Delete every object (and unfinished upload) in the bucket: moto keeps them in memory."""
-        client, bucket = self.s3_client, self.s3["bucket"]
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if keys:
-                client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
-        for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
-            client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+            from ansible_collections.pgops.runbook.plugins.module_utils.storage import s3 as s3_storage
+            self.part_size = s3_storage.DEFAULT_PART_SIZE
+        except ImportError:
+            self.part_size = None
 
     def s3_parts(self, locations):
         """How many parts the stored dump was uploaded in (1: a single put_object)."""
@@ -359,98 +94,17 @@ class Bench:
                 return head.get("PartsCount", 1)
         return None
 
-    def moto_rss_mb(self):
-        try:
-            with open("/proc/%d/status" % self.moto.process.pid) as handle:
-                for line in handle:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) / 1024.0
-        except (OSError, ValueError):
-            pass
-        return None
-
-    # -- ansible ------------------------------------------------------------------------
-    def prepare_ansible(self):
-        import ansible
-        self.ansible_core = ansible.__version__ if hasattr(ansible, "__version__") else None
-        try:
-            from ansible.release import __version__ as core_version
-            self.ansible_core = core_version
-        except ImportError:
-            pass
-        sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
-        from collection import ensure_collection_path  # pylint: disable=import-error
-        self.collections = ensure_collection_path()
-        try:
-            from ansible_collections.pgops.runbook.plugins.module_utils.storage import s3 as s3_storage
-            self.part_size = s3_storage.DEFAULT_PART_SIZE
-        except ImportError:
-            self.part_size = None
-        with open(os.path.join(self.work, "callback_plugins", "bench_timing.py"), "w") as handle:
-            handle.write(CALLBACK_PLUGIN)
-        self.module_record = os.path.join(self.work, "module_process.jsonl")
-        self.wrapper = os.path.join(self.work, "python-wrapper")
-        with open(self.wrapper, "w") as handle:
-            handle.write(WRAPPER % {"python": VENV_PYTHON, "record": self.module_record})
-        os.chmod(self.wrapper, 0o755)
-        with open(os.path.join(self.work, "inventory.ini"), "w") as handle:
-            handle.write("localhost ansible_connection=local ansible_python_interpreter=%s\n" % self.wrapper)
-        with open(os.path.join(self.work, "ansible.cfg"), "w") as handle:
-            handle.write("[defaults]\nretry_files_enabled = false\n")
-        with open(os.path.join(self.work, "backup.yml"), "w") as handle:
-            handle.write(PLAYBOOK)
-        self.env = dict((k, v) for k, v in os.environ.items() if not k.startswith(("PG", "ANSIBLE_", "AWS_")))
-        self.env.update({
-            "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ.get("PATH", ""),
-            "HOME": os.path.join(self.work, "home"),
-            "ANSIBLE_CONFIG": os.path.join(self.work, "ansible.cfg"),
-            "ANSIBLE_COLLECTIONS_PATH": self.collections,
-            "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
-            "ANSIBLE_CALLBACK_PLUGINS": os.path.join(self.work, "callback_plugins"),
-            "ANSIBLE_CALLBACKS_ENABLED": "bench_timing",
-            "ANSIBLE_LOCAL_TEMP": os.path.join(self.work, "tmp"),
-            "ANSIBLE_REMOTE_TEMP": os.path.join(self.work, "tmp"),
-            "ANSIBLE_NOCOLOR": "1",
-        })
-
-    def vars_file(self, name, values):
-        path = os.path.join(self.work, "vars-%s.json" % name)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(values, handle)
-        return path
-
     # -- one run --------------------------------------------------------------------------
-    def next_name(self, label):
-        self.run_no += 1
-        return "%03d-%s" % (self.run_no, label)
-
     def run_pg_dump(self, scale, over, section, warmup=False, jobs=None):
         """Raw pg_dump -Fc -f FILE, default compression, over the socket or TCP+SSL;
         with `jobs`, pg_dump -Fd -j JOBS -f DIR over the socket."""
         variant = "pg_dump_dir_j%d" % jobs if jobs else "pg_dump_" + over
         name = self.next_name("%s-s%d%s" % (variant, scale, "-warmup" if warmup else ""))
         target = os.path.join(self.dumps, name + ".dump")
-        env = dict(self.pg_env)
-        if over == "socket":
-            conn_args = self.socket_args()
-        else:
-            conn_args = ["-h", self.info["host"], "-p", str(self.info["port"]), "-U", "postgres"]
-            env.update(PGPASSWORD=self.info["superuser_password"], PGSSLMODE="require")
+        conn_args, env = self.client_args(over)
         fmt = ["-Fd", "-j", str(jobs)] if jobs else ["-Fc"]
         argv = [os.path.join(self.bindir, "pg_dump")] + fmt + ["-f", target] + conn_args + [self.db_name(scale)]
-        err_file = os.path.join(self.work, name + ".stderr")
-        with open(err_file, "w+") as err_handle:
-            t0 = time.monotonic()
-            proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=err_handle)
-            # wait4 rather than wait: the rusage gives pg_dump's CPU time and peak RSS.
-            dummy_pid, status, usage = os.wait4(proc.pid, 0)
-            wall = time.monotonic() - t0
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            err_handle.seek(0)
-            err = err_handle.read()
-        os.unlink(err_file)
+        returncode, wall, cpu_s, maxrss_mb, err = wait_timed(argv, env, os.path.join(self.work, name + ".stderr"))
         size = tree_size(target) if os.path.exists(target) else None
         if os.path.isdir(target):
             shutil.rmtree(target)
@@ -458,8 +112,8 @@ class Bench:
             os.unlink(target)
         rec = {"name": name, "section": section, "variant": variant, "scale": scale, "warmup": warmup,
                "loadavg_1m": os.getloadavg()[0],
-               "ok": proc.returncode == 0, "error": err.strip()[-300:] or None, "playbook_s": None, "task_s": wall,
-               "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_mb": usage.ru_maxrss / 1024.0,
+               "ok": returncode == 0, "error": err, "playbook_s": None, "task_s": wall,
+               "wall_s": wall, "cpu_s": cpu_s, "maxrss_mb": maxrss_mb,
                "size_bytes": size}
         say("   %-34s %s wall %7.2f s  cpu %6.2f s  size %8.1f MB%s"
             % (name, "ok    " if rec["ok"] else "FAILED", wall, rec["cpu_s"], (size or 0) / MIB,
@@ -471,9 +125,8 @@ class Bench:
                    warmup=False, jobs=None):
         name = self.next_name("%s-s%d%s" % (variant, scale, "-warmup" if warmup else ""))
         dest = os.path.join(self.dumps, name)
-        values = {"bench_host": self.info["host"], "bench_port": self.info["port"],
-                  "bench_password": self.info["superuser_password"], "bench_db": self.db_name(scale),
-                  "bench_compression": compression, "bench_verify": verify}
+        values = dict(self.connection_values(), bench_db=self.db_name(scale), bench_compression=compression,
+                      bench_verify=verify)
         if level is not None:
             values["bench_level"] = level
         if jobs is not None:
@@ -483,55 +136,26 @@ class Bench:
         else:
             os.makedirs(dest)
             values["bench_dest"] = dest
-        timing_file = os.path.join(self.work, name + ".timing.jsonl")
-        env = dict(self.env, BENCH_TIMING_FILE=timing_file)
-        if os.path.exists(self.module_record):
-            os.unlink(self.module_record)
-        argv = [os.path.join(VENV, "bin", "ansible-playbook"), "-i", os.path.join(self.work, "inventory.ini"),
-                os.path.join(self.work, "backup.yml"), "-e", "@" + self.vars_file(name, values)]
         moto_before = self.moto_rss_mb() if to_s3 else None
-        t0 = time.monotonic()
-        proc = subprocess.run(argv, env=env, cwd=self.work, capture_output=True, text=True, timeout=PLAYBOOK_TIMEOUT,
-                              check=False)
-        wall = time.monotonic() - t0
-        os.unlink(os.path.join(self.work, "vars-%s.json" % name))
-        with open(os.path.join(self.out_dir, name + ".ansible.txt"), "w") as handle:
-            handle.write("$ %s\nrc=%d\n--- stdout\n%s\n--- stderr\n%s"
-                         % (" ".join(argv), proc.returncode, proc.stdout, proc.stderr))
-        task = None
-        if os.path.exists(timing_file):
-            with open(timing_file) as handle:
-                recs = [json.loads(line) for line in handle if line.strip()]
-            task = recs[-1] if recs else None
-        module_proc = None
-        if os.path.exists(self.module_record):
-            with open(self.module_record) as handle:
-                recs = [json.loads(line) for line in handle if line.strip()]
-            if recs:
-                module_proc = max(recs, key=lambda r: r["wall_s"])
-        res = (task or {}).get("result", {})
+        run = self.run_playbook(name, "backup.yml", values)
+        res, ok, wall = run["res"], run["ok"], run["playbook_s"]
         manifest = res.get("manifest") or {}
         started, finished = parse_time(manifest.get("started_at")), parse_time(manifest.get("finished_at"))
         dump_s = finished - started if started and finished else None
-        ok = proc.returncode == 0 and task is not None and task["status"] == "ok"
         rec = {
             "name": name, "section": section, "variant": variant, "scale": scale, "warmup": warmup,
             "loadavg_1m": os.getloadavg()[0], "compression": compression, "level": level, "verify": verify, "s3": to_s3,
-            "ok": ok, "error": None if ok else (res.get("msg") or failure_line(proc.stdout, proc.stderr)),
-            "playbook_s": wall,
-            "task_s": (task["end"] - task["task_start"]) if task and task.get("task_start") else None,
-            "module_s": module_proc["wall_s"] if module_proc else None,
-            "cpu_s": module_proc["cpu_s"] if module_proc else None,
-            "hwm_mb": module_proc["hwm_kb"] / 1024.0 if module_proc else None,
-            "maxrss_mb": module_proc["maxrss_kb"] / 1024.0 if module_proc else None,
-            "tree_peak_mb": module_proc["tree_peak_kb"] / 1024.0 if module_proc else None,
+            "ok": ok, "error": run["error"], "playbook_s": wall,
+        }
+        rec.update((k, run[k]) for k in ("task_s", "module_s", "cpu_s", "hwm_mb", "maxrss_mb", "tree_peak_mb"))
+        rec.update({
             "duration_s": res.get("duration_s"), "dump_s": dump_s,
             "rest_s": res["duration_s"] - dump_s if dump_s is not None and res.get("duration_s") is not None else None,
             "size_bytes": res.get("size_bytes"), "verification": res.get("verification"),
             "stages": res.get("stages"), "locations": res.get("locations"),
             "snapshot_rows": manifest.get("snapshot_rows"), "compression_recorded": manifest.get("compression"),
             "moto_rss_before_mb": moto_before, "moto_rss_after_mb": self.moto_rss_mb() if to_s3 else None,
-        }
+        })
         if not to_s3:
             shutil.rmtree(dest, ignore_errors=True)
         else:
@@ -564,8 +188,7 @@ class Bench:
                 self.time_variant(scale, variant, "time", warmup=True)
         for rep in range(self.args.reps):
             # Alternate, and rotate the order each rep, so drift in machine load hits all alike.
-            order = TIME_VARIANTS[rep % len(TIME_VARIANTS):] + TIME_VARIANTS[:rep % len(TIME_VARIANTS)]
-            for variant in order:
+            for variant in rotated(TIME_VARIANTS, rep):
                 self.time_variant(scale, variant, "time")
 
     def dir_variant(self, scale, variant, warmup=False):
@@ -582,8 +205,7 @@ class Bench:
         for variant in DIR_VARIANTS:
             self.dir_variant(scale, variant, warmup=True)
         for rep in range(self.args.reps):
-            order = DIR_VARIANTS[rep % len(DIR_VARIANTS):] + DIR_VARIANTS[:rep % len(DIR_VARIANTS)]
-            for variant in order:
+            for variant in rotated(DIR_VARIANTS, rep):
                 self.dir_variant(scale, variant)
 
     def section_s3(self, scale):
@@ -601,21 +223,13 @@ class Bench:
                 self.run_module(scale, "module_" + method, "compression", compression=method, verify="list")
 
     # -- report -----------------------------------------------------------------------------
-    def measured(self, section, variant, scale):
-        return [r for r in self.runs if r["section"] == section and r["variant"] == variant and r["scale"] == scale
-                and not r["warmup"]]
-
     def summary(self, section, variant, scale):
         runs = self.measured(section, variant, scale)
         good = [r for r in runs if r["ok"]]
-        out = {"section": section, "variant": variant, "scale": scale, "runs": len(runs), "ok": len(good),
-               "error": next((r["error"] for r in runs if not r["ok"]), None)}
-        for key in ("playbook_s", "task_s", "module_s", "cpu_s", "duration_s", "dump_s", "rest_s", "size_bytes",
-                    "hwm_mb", "maxrss_mb", "tree_peak_mb", "moto_rss_after_mb"):
-            out[key] = median([r.get(key) for r in good])
-        for key in ("hwm_mb", "tree_peak_mb", "maxrss_mb"):
-            vals = [r.get(key) for r in good if r.get(key) is not None]
-            out[key + "_max"] = max(vals) if vals else None
+        out = {"section": section, "variant": variant, "scale": scale}
+        out.update(summarize(runs, ("playbook_s", "task_s", "module_s", "cpu_s", "duration_s", "dump_s", "rest_s",
+                                    "size_bytes", "hwm_mb", "maxrss_mb", "tree_peak_mb", "moto_rss_after_mb"),
+                             max_keys=("hwm_mb", "tree_peak_mb", "maxrss_mb")))
         statuses = sorted(set((r.get("verification") or {}).get("status") for r in good if "verification" in r))
         out["verification"] = ",".join(str(s) for s in statuses) if statuses else None
         return out
@@ -673,10 +287,10 @@ class Bench:
         add("%s; server PostgreSQL %s; ansible-core %s; Python %s; moto %s; boto3 %s"
             % (self.pg_dump_version, self.server_version, self.ansible_core, platform.python_version(),
                meta["versions"].get("moto"), meta["versions"].get("boto3")))
-        loads = [r["loadavg_1m"] for r in self.runs]
+        low, high = self.load_range()
         add("%d CPUs; load average %.2f at start, %.2f at end, %.2f-%.2f at the start of the runs (other work on the"
             " machine skews times)" % (os.cpu_count(), meta["loadavg_start"][0], meta["loadavg_end"][0],
-                                       min(loads) if loads else 0, max(loads) if loads else 0))
+                                       low, high))
         for scale in scales:
             d = self.databases.get(scale)
             if d:
@@ -827,17 +441,6 @@ class Bench:
                               "s3": [s3sums[k] for k in sorted(s3sums)], "compression": list(comp.values())}
 
 
-def versions():
-    out = {"python": platform.python_version()}
-    from importlib.metadata import version, PackageNotFoundError
-    for dist in ("ansible-core", "psycopg2", "psycopg2-binary", "boto3", "moto"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            out[dist] = None
-    return out
-
-
 def stage2(args):
     meta = {"versions": versions(), "cpus": os.cpu_count(), "args": vars(args), "loadavg_start": os.getloadavg(),
             "directory_available": directory_format_available()}
@@ -869,22 +472,12 @@ def stage2(args):
         if not args.skip_compression:
             bench.section_compression(args.large_scale)
     finally:
-        for name in os.listdir(bench.work):
-            if name.startswith("vars-"):
-                os.unlink(os.path.join(bench.work, name))
-        if bench.moto is not None:
-            bench.moto.stop()
-        if bench.cluster is not None:
-            bench.cluster.stop()
-        shutil.rmtree(bench.dumps, ignore_errors=True)
+        bench.cleanup(bench.dumps)
     meta["loadavg_end"] = os.getloadavg()
     meta["total_s"] = round(time.monotonic() - t_start, 1)
     text, ratios, summaries = bench.report(meta)
-    with open(os.path.join(bench.out_dir, "summary.json"), "w") as handle:
-        json.dump({"meta": meta, "databases": bench.databases, "summaries": summaries, "ratios": ratios,
-                   "runs": bench.runs}, handle, indent=2, default=str)
-    with open(os.path.join(bench.out_dir, "summary.txt"), "w") as handle:
-        handle.write(text + "\n")
+    bench.write_results(text, {"meta": meta, "databases": bench.databases, "summaries": summaries, "ratios": ratios,
+                               "runs": bench.runs})
     say("total %.0f s; details in %s" % (meta["total_s"], os.path.relpath(bench.out_dir, REPO)))
     return 0
 
@@ -906,13 +499,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.small_scale == args.large_scale:
         parser.error("--small-scale and --large-scale must differ")
-    if os.path.realpath(sys.prefix) != os.path.realpath(VENV):
-        if os.environ.get("BENCH_REEXEC"):
-            raise SystemExit("re-executed in %s but sys.prefix is %s" % (VENV, sys.prefix))
-        if not os.path.exists(VENV_PYTHON):
-            raise SystemExit("%s not found: run `make venv` first" % VENV_PYTHON)
-        os.environ["BENCH_REEXEC"] = "1"
-        os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__)] + (sys.argv[1:] if argv is None else argv))
+    reexec_in_venv(__file__, argv)
     return stage2(args)
 
 
