@@ -42,10 +42,11 @@ def descends_from(pid, ancestor):
     return False
 
 
-def kill_when_running(program, delay, found, ancestor=None):
+def kill_when_running(program, delay, found, ancestor=None, argument=None):
     """SIGKILL the first `program` (by name) descending from `ancestor` (default: this
     process) `delay` s after it starts working; the tools' `--version` probes, which come
-    and go first, are not it. The pid killed is appended to `found`."""
+    and go first, are not it, nor (with `argument`) runs whose command line lacks that
+    argument. The pid killed is appended to `found`."""
     ancestor = ancestor or os.getpid()
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -59,6 +60,8 @@ def kill_when_running(program, delay, found, ancestor=None):
                 with open(path[:-4] + "cmdline", "rb") as handle:
                     cmdline = handle.read()
                 if not cmdline or b"--version" in cmdline:  # an exited probe (a zombie has none)
+                    continue
+                if argument and not any(arg.startswith(argument.encode()) for arg in cmdline.split(b"\0")):
                     continue
                 pid = int(path.split("/")[2])
                 time.sleep(delay)

@@ -109,6 +109,14 @@ def client_for(facts, service="s3"):
                         aws_access_key_id=facts["access_key"], aws_secret_access_key=facts["secret_key"])
 
 
+def s3_option(facts, bucket, **extra):
+    """The modules' s3 option for `bucket` on the server described by `facts` (prefix prod)."""
+    option = dict(bucket=bucket, prefix="prod", endpoint_url=facts["endpoint_url"], region=facts["region"],
+                  access_key=facts["access_key"], secret_key=facts["secret_key"])
+    option.update(extra)
+    return option
+
+
 if __name__ == "__main__":
     moto = MotoServer().start()
     print(json.dumps(moto.facts()), flush=True)

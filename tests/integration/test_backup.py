@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import connection_vars
 from tests.harness.playbook import run_play
+from tests.harness.s3 import s3_option
 from tests.harness.processes import command_lines_seen, kill_when_running
 
 pytestmark = pytest.mark.integration
@@ -264,12 +265,6 @@ def bucket(s3):
     client_for(s3).create_bucket(Bucket=name)
     return name
 
-
-def s3_option(s3, bucket, **extra):
-    option = dict(bucket=bucket, prefix="prod", endpoint_url=s3["endpoint_url"], region=s3["region"],
-                  access_key=s3["access_key"], secret_key=s3["secret_key"])
-    option.update(extra)
-    return option
 
 
 def object_sha256(client, bucket, key):

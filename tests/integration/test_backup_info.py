@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import connection_vars
 from tests.harness.playbook import run_play
+from tests.harness.s3 import s3_option
 
 pytestmark = pytest.mark.integration
 
@@ -35,13 +36,6 @@ def health(pg, db="infodb", **options):
     result = run.result("health")
     assert not result["failed"], result.get("msg")
     return dict((c["name"], c) for c in result["checks"])["backup_freshness"], run
-
-
-def s3_option(s3, bucket, **extra):
-    option = dict(bucket=bucket, prefix="prod", endpoint_url=s3["endpoint_url"], region=s3["region"],
-                  access_key=s3["access_key"], secret_key=s3["secret_key"])
-    option.update(extra)
-    return option
 
 
 def sha256_of(path):

@@ -15,9 +15,11 @@ MANIFEST_NAME = "manifest.json"
 
 
 class BackupEntry:
-    """One complete backup: its manifest and where its files are."""
+    """One complete backup: its manifest and where its files are. `base` is the key of
+    the backup's directory (default <database>/<backup_id>; "" when the storage is
+    rooted at the backup's own directory, as for a restore's src)."""
 
-    def __init__(self, storage, manifest, keys):
+    def __init__(self, storage, manifest, keys, base=None):
         self.storage = storage
         self.manifest = manifest
         self.keys = sorted(keys)
@@ -26,8 +28,15 @@ class BackupEntry:
         self.label = manifest.get("label")
         self.finished_at = manifest.get("finished_at") or ""
         self.verification_status = (manifest.get("verification") or {}).get("status", "unknown")
-        self.dump_key = "%s/%s/%s" % (self.database, self.backup_id, manifest.get("file", ""))
-        self.manifest_key = "%s/%s/%s" % (self.database, self.backup_id, MANIFEST_NAME)
+        if base is None:
+            base = "%s/%s" % (self.database, self.backup_id)
+        self.base = base
+        self.dump_key = self.key(manifest.get("file", ""))
+        self.manifest_key = self.key(MANIFEST_NAME)
+
+    def key(self, name):
+        """The key of file `name` of this backup."""
+        return "%s/%s" % (self.base, name) if self.base else name
 
     @property
     def verified(self):

@@ -733,21 +733,28 @@ def restore_differences(req, expected, restored):
     return differences
 
 
-def _read_back(req, tools, storage, key, sha256, snapshot, stages, decryptable, check_script=True):
-    """Stream the stored bytes through `stages`, hashing them on the way."""
+def read_stored(tools, storage, key, stages, consume=None, dbname=None, send=True):
+    """Stream the object stored under `key` through the client-tool pipeline `stages`
+    (none: `consume` reads the bytes directly), hashing the stored bytes on the way.
+    With send=False only the hash is taken (the stages see an empty input). A storage
+    read failure (a cut S3 connection) is raised as itself, not as the pipeline's
+    error it causes. Returns (sha256 hex, consume's result or the output)."""
     digest = hashlib.sha256()
     source = storage.reader(key)
+    failure = []
 
     def feed(write_fd):
         pipe = os.fdopen(write_fd, "wb")
         try:
             for chunk in iter(lambda: source.read(CHUNK), b""):
                 digest.update(chunk)
-                if pipe is not None and decryptable:
+                if pipe is not None and send:
                     try:
                         pipe.write(chunk)
                     except BrokenPipeError:
                         pipe = None  # the reader stopped early: its exit status says why
+        except Exception as exc:  # raised by the caller once the pipeline has ended
+            failure.append(exc)
         finally:
             source.close()
             if pipe is not None:
@@ -756,23 +763,36 @@ def _read_back(req, tools, storage, key, sha256, snapshot, stages, decryptable, 
                 except BrokenPipeError:
                     pass
 
-    scan = ScriptScan()
     read_fd, write_fd = os.pipe()
     feeder = threading.Thread(target=feed, args=(write_fd,))
     feeder.start()
     try:
         with os.fdopen(read_fd, "rb") as pipe:
             if stages:
-                tools.run(stages, consume=scan, stdin=pipe)
-            else:  # plain SQL, stored as it is: read it directly
-                scan(pipe)
-    except PgopsError as exc:
+                output, dummy = tools.run(stages, consume=consume, stdin=pipe, dbname=dbname)
+            else:
+                output = consume(pipe)
+    except BaseException:
         feeder.join()
-        return dict(status="failed", method="read-back", message="reading the stored archive back failed: %s" % exc)
+        if failure:
+            raise failure[0]
+        raise
     feeder.join()
-    if digest.hexdigest() != sha256:
+    if failure:
+        raise failure[0]
+    return digest.hexdigest(), output
+
+
+def _read_back(req, tools, storage, key, sha256, snapshot, stages, decryptable, check_script=True):
+    """Stream the stored bytes through `stages`, hashing them on the way."""
+    scan = ScriptScan()
+    try:
+        stored_sha256, dummy = read_stored(tools, storage, key, stages, consume=scan, send=decryptable)
+    except PgopsError as exc:
+        return dict(status="failed", method="read-back", message="reading the stored archive back failed: %s" % exc)
+    if stored_sha256 != sha256:
         return dict(status="failed", method="checksum",
-                    message="the stored bytes' sha256 %s differs from the one written, %s" % (digest.hexdigest(), sha256))
+                    message="the stored bytes' sha256 %s differs from the one written, %s" % (stored_sha256, sha256))
     if not decryptable:
         return dict(status="passed", method="checksum",
                     message="sha256 of the stored bytes matches; the contents were not read (no decryption key here)")
