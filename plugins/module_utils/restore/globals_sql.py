@@ -12,6 +12,8 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.pgops.runbook.plugins.module_utils.sql_script import split_statements as split_script
+
 _IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
 _ROLE_STATEMENTS = (
     ("create", re.compile(r"^CREATE ROLE (%s)" % _IDENT)),
@@ -21,6 +23,7 @@ _ROLE_STATEMENTS = (
     ("label", re.compile(r"^SECURITY LABEL (?:FOR \S+ )?ON ROLE (%s)" % _IDENT)),
     ("grant", re.compile(r"^GRANT %s(?:, *%s)* TO (%s)" % (_IDENT, _IDENT, _IDENT))),
 )
+_DUMP_META_COMMANDS = ("restrict", "unrestrict")
 _TABLESPACE = re.compile(r"^(?:CREATE|ALTER|DROP|COMMENT ON|SECURITY LABEL .*ON) TABLESPACE |^(?:GRANT|REVOKE) .* ON TABLESPACE ")
 
 
@@ -31,35 +34,10 @@ def unquote(identifier):
 
 
 def split_statements(script):
-    """The statements of an SQL script (comments dropped), split at semicolons outside quotes."""
-    statements, current = [], []
-    quote = None
-    i = 0
-    while i < len(script):
-        char = script[i]
-        if quote:
-            current.append(char)
-            if char == quote:
-                quote = None
-        elif char in ("'", '"'):
-            quote = char
-            current.append(char)
-        elif char == "-" and script.startswith("--", i):
-            end = script.find("\n", i)
-            i = len(script) if end < 0 else end
-            continue
-        elif char == ";":
-            text = "".join(current).strip()
-            if text:
-                statements.append(text)
-            current = []
-        else:
-            current.append(char)
-        i += 1
-    tail = "".join(current).strip()
-    if tail:
-        statements.append(tail)
-    return statements
+    """The statements of a pg_dumpall script, as text (comments between them dropped):
+    sql_script's splitting, where the \\restrict and \\unrestrict lines that pg_dumpall
+    writes since 17.6/16.10/15.14 are dropped and any other psql meta-command is refused."""
+    return [statement.text for statement in split_script(script, ignore_meta_commands=_DUMP_META_COMMANDS)]
 
 
 def roles_script(script, existing_roles, existing_databases=()):
