@@ -266,7 +266,6 @@ def bucket(s3):
     return name
 
 
-
 def object_sha256(client, bucket, key):
     digest = hashlib.sha256()
     body = client.get_object(Bucket=bucket, Key=key)["Body"]

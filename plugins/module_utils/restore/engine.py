@@ -316,8 +316,8 @@ class Restore:
         backup_major = _major(req.manifest["server_version"])
         if backup_major is None or backup_major > server_major:
             raise PgopsError("Backup %s comes from PostgreSQL %s, newer than the target server (%d): restore it on a "
-                             "server of version %s or later." % (req.entry.backup_id, req.manifest["server_version"],
-                                                                  server_major, backup_major))
+                             "server of version %s or later."
+                             % (req.entry.backup_id, req.manifest["server_version"], server_major, backup_major))
         self.tools = ClientTools(self.settings, server_major, req.client_bindir)
         tool = "pg_restore" if req.format in ("custom", "directory") else "psql"
         self.tools.path(tool)

@@ -1,0 +1,256 @@
+"""migrate with plain SQL migrations (Flyway names) through Ansible against the real server:
+the healthcare fixture project, status, plan, target and downgrade, a migration failing
+half way, two runs at once, a migration blocked behind a long transaction, drift."""
+
+import os
+import shutil
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from tests.conftest import ROOT, connection_vars
+from tests.harness.playbook import run_play
+
+pytestmark = pytest.mark.integration
+
+FIXTURE = os.path.join(ROOT, "tests", "fixtures", "migrations", "sql")
+TABLES = ["appointments", "patients", "plans", "providers", "subscriptions", "users"]
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A copy of the SQL fixture project the test may edit."""
+    target = tmp_path / "project"
+    shutil.copytree(FIXTURE, str(target))
+    return target
+
+
+@pytest.fixture
+def database(cluster, request):
+    name = "mig_" + request.node.name.lower().replace("[", "_").replace("]", "").replace("-", "_")[:40]
+    cluster.primary.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
+    cluster.primary.execute("CREATE DATABASE %s OWNER pgops_app" % name)
+    return name
+
+
+def migrate(pg, db, check=False, diff=False, name="migrate", **options):
+    run = run_play([{"name": name, "pgops.runbook.migrate": dict(connection_vars(pg, user="pgops_app", db=db), **options)}],
+                   check=check, diff=diff)
+    return run.result(name), run
+
+
+def tables(cluster, db):
+    rows = cluster.primary.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                                   "AND tablename <> 'pgops_schema_history' ORDER BY 1", dbname=db) or []
+    return [r[0] for r in rows]
+
+
+def history(cluster, db):
+    return cluster.primary.execute("SELECT version, kind, success FROM pgops_schema_history ORDER BY installed_rank",
+                                   dbname=db)
+
+
+def fingerprint(pg, db):
+    run = run_play([{"name": "snap", "pgops.runbook.db_snapshot": connection_vars(pg, db=db)}])
+    return run.result("snap")["snapshot"]["fingerprint"]
+
+
+def test_apply_all_then_status_then_nothing_to_do(cluster, pg, project, database):
+    planned, dummy = migrate(pg, database, project_dir=str(project), check=True)
+    assert not planned["failed"], planned.get("msg")
+    assert planned["changed"] and [m["version"] for m in planned["planned"]] == ["1", "2", "3", "4", "views"]
+    assert "CREATE TABLE users" in planned["planned"][0]["sql"]
+    assert tables(cluster, database) == []  # check mode applied nothing
+    result, dummy = migrate(pg, database, project_dir=str(project), diff=True)
+    assert not result["failed"], result.get("msg")
+    assert result["tool"] == "sql" and result["current"] is None and result["final"] == "4"
+    assert [m["version"] for m in result["applied"]] == ["1", "2", "3", "4", "views"]
+    assert tables(cluster, database) == TABLES
+    assert "table public.appointments" in result["diff"]["after"] and "table public" not in result["diff"]["before"]
+    assert history(cluster, database) == [("1", "versioned", True), ("2", "versioned", True), ("3", "versioned", True),
+                                          ("4", "versioned", True), (None, "repeatable", True)]
+    status, dummy = migrate(pg, database, project_dir=str(project), state="status")
+    assert not status["changed"] and status["current"] == "4" and status["pending"] == [] and status["conflicts"] == []
+    again, dummy = migrate(pg, database, project_dir=str(project))
+    assert not again["changed"] and again["applied"] == []
+
+
+def test_target_downgrade_and_back(cluster, pg, project, database):
+    result, dummy = migrate(pg, database, project_dir=str(project), state="target", target="2")
+    assert not result["failed"] and result["final"] == "2", result.get("msg")
+    assert tables(cluster, database) == ["patients", "plans", "providers", "users"]
+    up, dummy = migrate(pg, database, project_dir=str(project))
+    assert up["final"] == "4" and [m["version"] for m in up["applied"]] == ["3", "4", "views"]
+    refused, dummy = migrate(pg, database, project_dir=str(project), state="target", target="2")
+    assert refused["failed"] and "set allow_downgrade" in refused["msg"]
+    down, dummy = migrate(pg, database, project_dir=str(project), state="target", target="2", allow_downgrade=True)
+    assert not down["failed"], down.get("msg")
+    assert [(m["version"], m["direction"]) for m in down["applied"]] == [("4", "down"), ("3", "down")]
+    assert tables(cluster, database) == ["patients", "plans", "providers", "users"]
+    # Up again: the view is re-created because an undo ran since it was applied.
+    again, dummy = migrate(pg, database, project_dir=str(project))
+    assert [m["version"] for m in again["applied"]] == ["3", "4", "views"]
+    assert cluster.primary.execute("SELECT count(*) FROM upcoming_appointments", dbname=database) == [(0,)]
+
+
+def test_a_migration_failing_half_way_leaves_the_schema_as_it_was(cluster, pg, project, database):
+    migrate(pg, database, project_dir=str(project), state="target", target="2")
+    before = fingerprint(pg, database)
+    (project / "V3__appointments.sql").write_text(
+        (project / "V3__appointments.sql").read_text() + "\nALTER TABLE appointments ADD COLUMN broken nosuchtype;\n")
+    result, run = migrate(pg, database, project_dir=str(project))
+    assert result["failed"] and "Migration 3 (V3__appointments.sql) failed at line" in result["msg"], result["msg"]
+    assert 'type "nosuchtype" does not exist' in result["msg"] and "rolled back whole" in result["msg"]
+    assert "Traceback" not in run.all_text
+    assert fingerprint(pg, database) == before
+    assert [r[0] for r in history(cluster, database)] == ["1", "2"]
+
+
+def test_two_runs_at_once_apply_each_migration_once(cluster, pg, project, database):
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(migrate(pg, database, project_dir=str(project))[0]))
+               for dummy in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(not r["failed"] for r in results), [r.get("msg") for r in results]
+    assert sorted(len(r["applied"]) for r in results) == [0, 5]
+    assert [r[0] for r in history(cluster, database)] == ["1", "2", "3", "4", None]
+
+
+def test_second_run_gives_up_after_lock_wait(cluster, pg, project, database):
+    holder = cluster.primary.connect(dbname=database)
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s::int, hashtext(%s))", (0x70676F6D, "sql|" + database))
+        result, dummy = migrate(pg, database, project_dir=str(project), lock_wait="1s")
+        assert result["failed"] and "Another migration of" in result["msg"] and "lock_wait" in result["msg"]
+        assert tables(cluster, database) == []
+    finally:
+        holder.close()
+
+
+def blocker(pg, db, seconds):
+    """A long transaction holding a lock on `patients` for `seconds`, as an application might."""
+    conn = psycopg2.connect(host=pg["host"], port=pg["port"], user="pgops_app", dbname=db,
+                            password=pg["passwords"]["pgops_app"], sslmode="require")
+    cur = conn.cursor()
+    cur.execute("BEGIN; SELECT count(*) FROM patients")
+
+    def release():
+        time.sleep(seconds)
+        conn.rollback()
+        conn.close()
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    return thread
+
+
+def test_migration_behind_a_long_transaction_retries_then_succeeds(cluster, pg, project, database):
+    migrate(pg, database, project_dir=str(project), state="target", target="2")
+    (project / "V3__appointments.sql").write_text("ALTER TABLE patients ADD COLUMN allergies text;\n")
+    (project / "V4__subscriptions.sql").unlink()
+    (project / "R__views.sql").unlink()  # it reads appointments, which this project no longer has
+    release = blocker(pg, database, 2.5)
+    started = time.monotonic()
+    result, dummy = migrate(pg, database, project_dir=str(project), state="target", target="3", lock_timeout="500ms",
+                            lock_retries=8)
+    release.join()
+    assert not result["failed"], result.get("msg")
+    assert result["retries"] and result["retries"][0]["migration"] == "V3__appointments.sql"
+    assert time.monotonic() - started >= 2.0
+    assert cluster.primary.execute("SELECT count(*) FROM information_schema.columns WHERE column_name = 'allergies'",
+                                   dbname=database) == [(1,)]
+
+
+def test_migration_behind_a_long_transaction_fails_cleanly_without_stalling_traffic(cluster, pg, project, database):
+    migrate(pg, database, project_dir=str(project), state="target", target="2")
+    (project / "V3__appointments.sql").write_text("ALTER TABLE patients ADD COLUMN allergies text;\n")
+    release = blocker(pg, database, 6)
+    stalls = []
+
+    def traffic():
+        # Another application's reads while the migration waits: none may wait longer than lock_timeout.
+        conn = cluster.primary.connect(dbname=database)
+        end = time.monotonic() + 3
+        with conn.cursor() as cur:
+            while time.monotonic() < end:
+                t0 = time.monotonic()
+                cur.execute("SELECT count(*) FROM patients")
+                stalls.append(time.monotonic() - t0)
+                time.sleep(0.05)
+        conn.close()
+
+    reader = threading.Thread(target=traffic)
+    reader.start()
+    result, dummy = migrate(pg, database, project_dir=str(project), state="target", target="3", lock_timeout="500ms",
+                            lock_retries=1)
+    reader.join()
+    release.join()
+    assert result["failed"] and "lock_timeout" in result["msg"] and "The database is at version 2" in result["msg"]
+    assert max(stalls) < 0.5 + 0.5, max(stalls)
+    assert [r[0] for r in history(cluster, database)] == ["1", "2"]
+
+
+def test_checksum_drift_and_missing_files_are_refused(cluster, pg, project, database):
+    migrate(pg, database, project_dir=str(project))
+    (project / "V2__providers_and_patients.sql").write_text(
+        (project / "V2__providers_and_patients.sql").read_text() + "\n-- edited later\n")
+    (project / "V5__more.sql").write_text("CREATE TABLE more (id int);\n")
+    result, dummy = migrate(pg, database, project_dir=str(project))
+    assert result["failed"] and "Refusing to migrate" in result["msg"]
+    assert "V2__providers_and_patients.sql was edited after it was applied" in result["msg"]
+    assert [c["kind"] for c in result["conflicts"]] == ["checksum"]
+    assert "more" not in tables(cluster, database)
+    status, dummy = migrate(pg, database, project_dir=str(project), state="status")
+    assert not status["failed"] and status["conflicts"][0]["kind"] == "checksum"
+    (project / "V2__providers_and_patients.sql").unlink()
+    result, dummy = migrate(pg, database, project_dir=str(project))
+    assert result["failed"] and "Version 2 (V2__providers_and_patients.sql) is applied but its file is no longer" in result["msg"]
+
+
+def test_concurrent_index_runs_outside_a_transaction_and_reports_leftovers(cluster, pg, project, database):
+    migrate(pg, database, project_dir=str(project))
+    (project / "V5__index.sql").write_text("CREATE INDEX CONCURRENTLY patients_name ON patients (last_name);\n")
+    refused, dummy = migrate(pg, database, project_dir=str(project))
+    assert refused["failed"] and "cannot run inside a transaction" in refused["msg"] and "no-transaction" in refused["msg"]
+    (project / "V5__index.sql").write_text("-- pgops: no-transaction\n"
+                                           "CREATE INDEX CONCURRENTLY patients_name ON patients (last_name);\n")
+    applied, dummy = migrate(pg, database, project_dir=str(project))
+    assert not applied["failed"] and applied["final"] == "5", applied.get("msg")
+    # A unique index that cannot be built leaves an INVALID index: the error says how to clean it up.
+    cluster.primary.execute("INSERT INTO users (email, password_hash) VALUES ('a@x', 'h'), ('b@x', 'h')", dbname=database)
+    cluster.primary.execute("UPDATE users SET password_hash = 'same'", dbname=database)
+    (project / "V6__unique.sql").write_text("-- pgops: no-transaction\n"
+                                            "CREATE UNIQUE INDEX CONCURRENTLY users_hash ON users (password_hash);\n")
+    failed, dummy = migrate(pg, database, project_dir=str(project))
+    assert failed["failed"] and "INVALID index public.users_hash" in failed["msg"], failed["msg"]
+    assert "DROP INDEX CONCURRENTLY public.users_hash" in failed["msg"]
+    status, dummy = migrate(pg, database, project_dir=str(project), state="status")
+    assert status["conflicts"] and status["conflicts"][0]["kind"] == "failed"
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(project_dir="/nonexistent"), "Option project_dir: /nonexistent is not a directory."),
+    (dict(EMPTY=True), "holds no migrations this module recognises"),
+    (dict(state="target"), "Option target is required with state target."),
+    (dict(state="target", target="9"), "Option target: version 9 is not a migration of the project"),
+    (dict(lock_timeout="soon"), "Option lock_timeout must be a duration"),
+    (dict(tool="alembic"), "Option tool: alembic migrations are not supported yet"),
+    (dict(BROKEN=True), "unknown directive '-- pgops: transactional'"),
+])
+def test_bad_input_is_one_sentence_and_applies_nothing(cluster, pg, project, database, tmp_path, options, message):
+    options = dict(options)
+    options.setdefault("project_dir", str(project))
+    if options.pop("EMPTY", False):
+        options["project_dir"] = str(tmp_path)
+    if options.pop("BROKEN", False):
+        (project / "V9__broken.sql").write_text("-- pgops: transactional\nSELECT 1;\n")
+    result, run = migrate(pg, database, **options)
+    assert result["failed"] and message in result["msg"], result.get("msg")
+    assert "Traceback" not in run.all_text
+    assert tables(cluster, database) == []
