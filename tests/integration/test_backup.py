@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import connection_vars
 from tests.harness.playbook import run_play
+from tests.harness.gpg import make_gpg_key
 from tests.harness.s3 import s3_option
 from tests.harness.processes import command_lines_seen, kill_when_running
 
@@ -110,20 +111,6 @@ def test_plain_gzip_backup_ends_with_pg_dumps_completion_line(pg, clinic, tmp_pa
     assert b"-- PostgreSQL database dump complete" in text[-400:]
     assert b"CREATE TABLE public.patients" in text and b"CREATE TABLE public.visits" not in text
     assert result["manifest"]["selection"]["tables"] == ["public.patients"]
-
-
-def make_gpg_key(home):
-    os.makedirs(home, mode=0o700)
-    subprocess.run(["gpg", "--batch", "--homedir", home, "--passphrase", "", "--quick-gen-key",
-                    "dba-team@example.invalid", "rsa2048", "encrypt", "never"], check=True, capture_output=True)
-    public, private = os.path.join(home, "pub.asc"), os.path.join(home, "sec.asc")
-    with open(public, "wb") as handle:
-        handle.write(subprocess.run(["gpg", "--batch", "--homedir", home, "--armor", "--export"], check=True,
-                                    capture_output=True).stdout)
-    with open(private, "wb") as handle:
-        handle.write(subprocess.run(["gpg", "--batch", "--homedir", home, "--armor", "--pinentry-mode", "loopback",
-                                     "--passphrase", "", "--export-secret-keys"], check=True, capture_output=True).stdout)
-    return public, private
 
 
 def test_public_key_encryption_verifies_by_checksum_without_the_private_key(pg, clinic, tmp_path):

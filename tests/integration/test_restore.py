@@ -14,6 +14,7 @@ import psycopg2
 import pytest
 
 from tests.conftest import connection_vars
+from tests.harness.gpg import make_gpg_key
 from tests.harness.playbook import run_play
 from tests.harness.processes import command_lines_seen, kill_when_running
 from tests.harness.s3 import client_for, s3_option
@@ -411,3 +412,15 @@ def test_data_only_backup_is_refused(cluster, pg, tmp_path):
     made = make_backup(pg, db="wards", dest=str(tmp_path), type="data", tables=["public.patients"])
     result, dummy = restore(pg, src=made["path"], target_db="wards_data")
     assert result["failed"] and "is data only" in result["msg"]
+
+
+def test_public_key_encrypted_backup_restores_with_the_private_key_only(cluster, pg, wards, tmp_path):
+    public, private = make_gpg_key(str(tmp_path / "keys"))
+    made = make_backup(pg, dest=str(tmp_path), compression="lz4", encryption=dict(public_key=public))
+    before = databases(cluster)
+    missing, dummy = restore(pg, src=made["path"], target_db="wards_pub", encryption=dict(passphrase="anything"))
+    assert missing["failed"] and "Option encryption.private_key is required" in missing["msg"]
+    assert databases(cluster) == before
+    result, dummy = restore(pg, src=made["path"], target_db="wards_pub", encryption=dict(private_key=private), jobs=2)
+    assert not result["failed"], result.get("msg")
+    assert result["path"] == "spooled" and result["validation"]["status"] == "passed"
