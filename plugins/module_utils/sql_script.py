@@ -64,10 +64,9 @@ _UNCLOSED = {
 _ROUTINE_WORDS = ("create", "or", "replace", "function", "procedure")
 _DIRECTIVE = re.compile(r"--[ \t]*pgops[ \t]*:(.*)$", re.I)
 _DIRECTIVE_BODY = re.compile(r"^[ \t]*([A-Za-z][A-Za-z0-9_.-]*)[ \t]*(?:=[ \t]*(.*?))?[ \t]*$")
-_NOT_IN_TRANSACTION = " cannot run inside a transaction block"
 
 
-class _Lines(object):
+class _Lines:
     """Line numbers of character offsets."""
 
     def __init__(self, script):
@@ -82,7 +81,7 @@ def _lex(script, lines, ignored_meta=()):
     (dollar quotes included), ident, param, word, number, meta, ignored_meta (a
     meta-command named in `ignored_meta`, with the rest of its line), punct. Raises
     SqlScriptError for a literal, quote or comment that is never closed."""
-    position = 1 if script.startswith(u"\ufeff") else 0  # a byte order mark is no SQL
+    position = 1 if script.startswith("\ufeff") else 0  # a byte order mark is no SQL
     length = len(script)
     while position < length:
         match = _TOKEN.match(script, position)
@@ -147,7 +146,7 @@ def split_statements(script, ignore_meta_commands=()):
                 statements.append(Statement(script[state.start:state.end], lines(state.start), len(statements)))
             state = _SplitState()
             continue
-        state.add(kind, script, start, end, lines)
+        state.add(kind, script, start, end)
     if state.parens:
         raise SqlScriptError("Line %d: the parenthesis opened here is never closed, so its statement never ends."
                              % lines(state.parens[0]))
@@ -159,7 +158,7 @@ def split_statements(script, ignore_meta_commands=()):
     return statements
 
 
-class _SplitState(object):
+class _SplitState:
     """The statement being read: where it starts and ends, its open parentheses and,
     as psql tracks it, the depth of BEGIN ... END in CREATE FUNCTION/PROCEDURE."""
 
@@ -170,7 +169,7 @@ class _SplitState(object):
         self.begin_depth = 0
         self.begin_start = None
 
-    def add(self, kind, script, start, end, lines):
+    def add(self, kind, script, start, end):
         if self.start is None:
             self.start = start
         self.end = end
@@ -325,8 +324,9 @@ def _adds_enum_value(tokens):
 
 
 def needs_no_transaction(statement_text, server_version_num=None):
-    """None, or a short reason when PostgreSQL refuses to run the statement inside a
-    transaction block. The statement's tokens are matched, so case, comments and line
+    """None, or what PostgreSQL refuses to run inside a transaction block when the
+    statement is such, in a few words to be followed by "cannot run inside a transaction
+    block" (e.g. "CREATE INDEX CONCURRENTLY", "VACUUM"). The statement's tokens are matched, so case, comments and line
     breaks do not matter, and words inside a string or a comment do not count.
     `server_version_num` (e.g. 150004) matters for ALTER TYPE ... ADD VALUE only, refused
     in a transaction block before PostgreSQL 12; unknown (None) means 12 or later.
@@ -372,7 +372,7 @@ def needs_no_transaction(statement_text, server_version_num=None):
         reason = first.upper() + " PREPARED"
     elif first == "discard" and second == "all":
         reason = "DISCARD ALL"
-    return None if reason is None else reason + _NOT_IN_TRANSACTION
+    return reason
 
 
 def _alter_needs_no_transaction(tokens, words, server_version_num):

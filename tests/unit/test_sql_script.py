@@ -166,7 +166,7 @@ def test_not_transaction_control(text):
     ("reindex (verbose) table concurrently t", "REINDEX CONCURRENTLY"),
     ("REINDEX (CONCURRENTLY, TABLESPACE fast) TABLE t", "REINDEX CONCURRENTLY"),
     ("REINDEX DATABASE app", "REINDEX DATABASE"),
-    ("REINDEX SYSTEM", "REINDEX SYSTEM"),
+    ("REINDEX SYSTEM app", "REINDEX SYSTEM"),
     ("VACUUM", "VACUUM"),
     ("vacuum (analyze, verbose) t", "VACUUM"),
     ("VACUUM FULL t", "VACUUM"),
@@ -179,23 +179,26 @@ def test_not_transaction_control(text):
     ("CLUSTER", "CLUSTER without a table name"),
     ("cluster verbose", "CLUSTER without a table name"),
     ("CLUSTER (VERBOSE);", "CLUSTER without a table name"),
-    ("CREATE SUBSCRIPTION s CONNECTION 'host=a' PUBLICATION p", "CREATE SUBSCRIPTION"),
-    ("CREATE SUBSCRIPTION s CONNECTION 'host=a' PUBLICATION p WITH (copy_data = false, create_slot = true)", "CREATE SUBSCRIPTION"),
+    ("CREATE SUBSCRIPTION s CONNECTION 'host=a' PUBLICATION p", "CREATE SUBSCRIPTION that creates a replication slot"),
+    ("CREATE SUBSCRIPTION s CONNECTION 'host=a' PUBLICATION p WITH (copy_data = false, create_slot = true)",
+     "CREATE SUBSCRIPTION that creates a replication slot"),
     ("ALTER SUBSCRIPTION s REFRESH PUBLICATION WITH (copy_data = false)", "ALTER SUBSCRIPTION ... REFRESH"),
-    ("ALTER SUBSCRIPTION s SET PUBLICATION p2", "SET PUBLICATION with refresh"),
+    ("ALTER SUBSCRIPTION s SET PUBLICATION p2", "ALTER SUBSCRIPTION ... SET PUBLICATION with refresh"),
+    ("ALTER SUBSCRIPTION s ADD PUBLICATION p2, p3 WITH (copy_data = false)", "ALTER SUBSCRIPTION ... ADD PUBLICATION with refresh"),
     ("DROP SUBSCRIPTION IF EXISTS s", "DROP SUBSCRIPTION"),
     ("COMMIT PREPARED 'tx1'", "COMMIT PREPARED"),
+    ("rollback prepared 'tx1'", "ROLLBACK PREPARED"),
     ("DISCARD ALL", "DISCARD ALL"),
-    ("ALTER TABLE ONLY public.measures DETACH PARTITION public.measures_2020 CONCURRENTLY", "DETACH PARTITION"),
+    ("ALTER TABLE ONLY public.measures DETACH PARTITION public.measures_2020 CONCURRENTLY",
+     "ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY"),
 ])
 def test_statements_refused_in_a_transaction_block(text, reason):
-    got = needs_no_transaction(text, server_version_num=160004)
-    assert got is not None and reason in got and got.endswith("cannot run inside a transaction block")
+    assert needs_no_transaction(text, server_version_num=160004) == reason
 
 
 @pytest.mark.parametrize("text", [
     "CREATE INDEX i ON t (a)",
-    "CREATE UNIQUE INDEX i ON t (concurrently)",
+    'CREATE INDEX "concurrently" ON t (a)',
     "DROP INDEX i",
     "REINDEX TABLE t",
     "REINDEX (VERBOSE) INDEX i",
@@ -210,6 +213,8 @@ def test_statements_refused_in_a_transaction_block(text, reason):
     "CREATE SUBSCRIPTION s CONNECTION 'host=a' PUBLICATION p WITH (create_slot = false, slot_name = s)",
     "CREATE SUBSCRIPTION s CONNECTION 'host=a' PUBLICATION p WITH (connect = 'off')",
     "ALTER SUBSCRIPTION s SET PUBLICATION p2 WITH (refresh = false)",
+    "ALTER SUBSCRIPTION s DROP PUBLICATION p2 WITH (refresh = off)",
+    "ALTER SUBSCRIPTION s SET (slot_name = NONE)",
     "ALTER SUBSCRIPTION s DISABLE",
     "ALTER TABLE measures DETACH PARTITION measures_2020",
     "ALTER TABLE measures DETACH PARTITION measures_2020 FINALIZE",
@@ -225,7 +230,7 @@ def test_statements_refused_in_a_transaction_block(text, reason):
     'SELECT 1 AS "vacuum"',
     "SELECT vacuum_count FROM pg_stat_user_tables",
     "CREATE INDEX /* CONCURRENTLY */ i ON t (a)",
-    "CREATE TABLE concurrently (id int)",
+    "CREATE TABLE jobs (id int, note text DEFAULT 'vacuum concurrently')",
 ])
 def test_statements_allowed_in_a_transaction_block(text):
     assert needs_no_transaction(text, server_version_num=160004) is None
@@ -234,7 +239,7 @@ def test_statements_allowed_in_a_transaction_block(text):
 def test_enum_values_need_no_transaction_before_12_only_and_are_always_reported():
     for text in ("ALTER TYPE mood ADD VALUE 'meh'", "alter type \"My Schema\".mood\n add value if not exists 'meh' before 'ok'"):
         assert adds_enum_value(text)
-        assert "ALTER TYPE ... ADD VALUE" in needs_no_transaction(text, server_version_num=110022)
+        assert needs_no_transaction(text, server_version_num=110022) == "before PostgreSQL 12, ALTER TYPE ... ADD VALUE"
         assert needs_no_transaction(text, server_version_num=120000) is None
         assert needs_no_transaction(text) is None
     for text in ("ALTER TYPE mood RENAME VALUE 'meh' TO 'so-so'", "ALTER TYPE point3 ADD ATTRIBUTE value int",
