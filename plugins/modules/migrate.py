@@ -13,8 +13,23 @@ version_added: 0.1.0
 description:
   - Brings a database's schema to the latest or a target version with one set of options and one
     result shape, whatever the project's migration tool.
-  - This version drives plain SQL migrations (O(tool=sql)) natively; Prisma, Alembic and Django
-    projects are recognised by O(tool=auto) and refused with a clear message until their adapters land.
+  - "O(tool=auto) recognises the tool from O(project_dir): C(prisma/schema.prisma) or C(prisma/migrations) - Prisma;
+    C(alembic.ini) - Alembic; C(manage.py) - Django; C(V<version>__<description>.sql) files - plain SQL."
+  - Alembic versions are revision ids (a unique prefix of 3 or more characters is accepted as O(target)); Django
+    versions are C(<app>.<migration>) (C(clinic.0002) is accepted when unambiguous) in Django's plan order.
+    O(migrations_dir) does not apply to them (their own configuration names the migrations).
+  - Alembic and Django run from the application's own environment (O(executable), its Python), reaching
+    the database through O(database_url_env) and E(PGOPTIONS) set from the connection options; they are
+    applied one migration per tool run, so each has its own duration, and their state comes from the tool.
+  - "Prisma - the state is read from Prisma's own C(_prisma_migrations) table against C(prisma/migrations)
+    in both of its paths. With the real Prisma CLI (O(executable), or C(node_modules/.bin/prisma) in
+    O(project_dir)), O(state=latest) runs C(prisma migrate deploy) (which takes Prisma's advisory lock
+    72707369 itself). Without a CLI, and for O(state=target) and downgrades, the module applies the
+    migrations natively, holding lock 72707369 itself so the real CLI and the module exclude each other,
+    each C(migration.sql) in one transaction with the bookkeeping the CLI writes (same checksum), which
+    the CLI accepts afterwards. A downgrade runs the migration's C(down.sql) and marks the row rolled back
+    (as C(prisma migrate resolve --rolled-back) leaves it); without C(down.sql), roll back by restoring the
+    pre-migration backup. Unlike Prisma, the module refuses a C(migration.sql) edited after it was applied."
   - "Plain SQL uses Flyway's file names: C(V<version>__<description>.sql) applies in version order,
     C(U<version>__<description>.sql) undoes that version, C(R__<description>.sql) is re-applied after
     the versioned ones when its checksum changed or an undo ran since (only when the run reaches the
@@ -80,6 +95,34 @@ options:
     description: The SQL tool's history table (optionally schema-qualified).
     type: str
     default: pgops_schema_history
+  rehearse:
+    description:
+      - A real dry run, for every tool - the database's schema and the rows of the migration tools' history
+        tables are copied into a scratch database (pg_dump and psql), the pending migrations are applied there
+        as they would be here, and the scratch database is dropped. Returns RV(rehearsal) - per-migration
+        timings, the schema changes, and whether it succeeded; the task fails when the rehearsal fails. The
+        database itself is not changed. The login role needs CREATEDB.
+    type: bool
+    default: false
+  executable:
+    description:
+      - For Alembic and Django - the Python of the application's environment (its virtualenv's C(bin/python)),
+        which must be able to import the tool; default the Python running the module.
+      - For Prisma - the Prisma CLI (for example C(node_modules/.bin/prisma)); default C(node_modules/.bin/prisma) in
+        O(project_dir) when it exists, else the native path (see the description).
+    type: path
+  environment:
+    description: Extra environment variables for the migration tool (for example its settings module).
+    type: dict
+    default: {}
+  database_url_env:
+    description:
+      - The environment variable the tool reads its database URL from. The module sets it from the connection
+        options (same host, database, user, password and SSL settings), so the tool reaches the same database with
+        the same credentials - never on a command line. The URL also carries the run's O(lock_timeout) and
+        O(statement_timeout) as its C(options) parameter, and so does E(PGOPTIONS).
+    type: str
+    default: DATABASE_URL
 extends_documentation_fragment:
   - pgops.runbook.connection
   - ansible.builtin.action_common_attributes
@@ -93,8 +136,7 @@ attributes:
   platform:
     platforms: posix
 notes:
-  - Not yet in this version - Prisma, Alembic and Django adapters, C(rehearse), and the executable, environment and
-    database_url_env options for external tools.
+  - Not yet in this version - rehearsing on a restored copy of the latest backup (with data); O(rehearse) copies the schema only.
 author:
   - pgops.runbook maintainers (@pgops)
 '''
@@ -152,10 +194,19 @@ planned:
   type: list
   elements: dict
 conflicts:
-  description: What makes applying unsafe - kind (checksum, missing, out_of_order, failed), version, message.
+  description:
+    - What makes applying unsafe - kind, version, message. Kinds - checksum (a file edited after it was applied; SQL,
+      Prisma), missing (applied but no longer in the project), out_of_order (SQL, Prisma), failed (a migration that
+      failed part way; SQL, Prisma), multiple_heads (Alembic), conflicting_leaves and inconsistent (Django).
   returned: always
   type: list
   elements: dict
+rehearsal:
+  description:
+    - With O(rehearse) - succeeded, scratch_db (dropped), copy_s, applied (per-migration duration_s), final,
+      schema_changes, retries, duration_s, message.
+  returned: with O(rehearse)
+  type: dict
 retries:
   description: Migrations retried after a lock timeout - migration, attempt, waited_s.
   returned: always
@@ -190,6 +241,10 @@ def main():
             statement_timeout=dict(type="str"),
             lock_retries=dict(type="int", default=5),
             history_table=dict(type="str", default="pgops_schema_history"),
+            executable=dict(type="path"),
+            environment=dict(type="dict", default={}),
+            database_url_env=dict(type="str", default="DATABASE_URL"),
+            rehearse=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -199,7 +254,9 @@ def main():
         request = MigrateRequest(
             p["project_dir"], tool=p["tool"], migrations_dir=p["migrations_dir"], state=p["state"], target=p["target"],
             allow_downgrade=p["allow_downgrade"], lock_wait=p["lock_wait"], lock_timeout=p["lock_timeout"],
-            statement_timeout=p["statement_timeout"], lock_retries=p["lock_retries"], history_table=p["history_table"])
+            statement_timeout=p["statement_timeout"], lock_retries=p["lock_retries"], history_table=p["history_table"],
+            executable=p["executable"], environment=p["environment"], database_url_env=p["database_url_env"],
+            rehearse=p["rehearse"])
         return run_migrate(settings, request, check_mode=module.check_mode, diff=module._diff)
 
     run_engine(module, engine)

@@ -3,6 +3,7 @@ the healthcare fixture project, status, plan, target and downgrade, a migration 
 half way, two runs at once, a migration blocked behind a long transaction, drift."""
 
 import os
+import re
 import shutil
 import threading
 import time
@@ -29,14 +30,14 @@ def project(tmp_path):
 
 @pytest.fixture
 def database(cluster, request):
-    name = "mig_" + request.node.name.lower().replace("[", "_").replace("]", "").replace("-", "_")[:40]
+    name = "mig_" + re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40]
     cluster.primary.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
     cluster.primary.execute("CREATE DATABASE %s OWNER pgops_app" % name)
     return name
 
 
-def migrate(pg, db, check=False, diff=False, name="migrate", **options):
-    run = run_play([{"name": name, "pgops.runbook.migrate": dict(connection_vars(pg, user="pgops_app", db=db), **options)}],
+def migrate(pg, db, check=False, diff=False, name="migrate", user="pgops_app", **options):
+    run = run_play([{"name": name, "pgops.runbook.migrate": dict(connection_vars(pg, user=user, db=db), **options)}],
                    check=check, diff=diff)
     return run.result(name), run
 
@@ -240,7 +241,7 @@ def test_concurrent_index_runs_outside_a_transaction_and_reports_leftovers(clust
     (dict(state="target"), "Option target is required with state target."),
     (dict(state="target", target="9"), "Option target: version 9 is not a migration of the project"),
     (dict(lock_timeout="soon"), "Option lock_timeout must be a duration"),
-    (dict(tool="alembic"), "Option tool: alembic migrations are not supported yet"),
+    (dict(tool="alembic"), "Option project_dir: %s holds no alembic.ini"),
     (dict(BROKEN=True), "unknown directive '-- pgops: transactional'"),
 ])
 def test_bad_input_is_one_sentence_and_applies_nothing(cluster, pg, project, database, tmp_path, options, message):
@@ -251,6 +252,61 @@ def test_bad_input_is_one_sentence_and_applies_nothing(cluster, pg, project, dat
     if options.pop("BROKEN", False):
         (project / "V9__broken.sql").write_text("-- pgops: transactional\nSELECT 1;\n")
     result, run = migrate(pg, database, **options)
+    message = message % options["project_dir"] if "%s" in message else message
     assert result["failed"] and message in result["msg"], result.get("msg")
     assert "Traceback" not in run.all_text
     assert tables(cluster, database) == []
+
+
+def test_health_check_reports_pending_and_conflicting_migrations(cluster, pg, project, database):
+    migrate(pg, database, project_dir=str(project), state="target", target="2")
+
+    def check():
+        run = run_play([{"name": "health", "pgops.runbook.health_check": connection_vars(
+            pg, user="pgops_app", db=database, checks=["migration_status"], fail_on="never",
+            migrations=dict(project_dir=str(project)))}])
+        result = run.result("health")
+        assert not result["failed"], result.get("msg")
+        return result["checks"][0]
+
+    pending = check()
+    assert pending["status"] == "warning" and pending["value"] == 3, pending
+    assert pending["details"]["pending"] == ["3", "4", "views"]
+    (project / "V1__users_and_plans.sql").write_text("-- edited\n" + (project / "V1__users_and_plans.sql").read_text())
+    drifted = check()
+    assert drifted["status"] == "critical" and "was edited after it was applied" in drifted["message"], drifted
+    assert tables(cluster, database) == ["patients", "plans", "providers", "users"]  # read-only
+
+
+def test_migrate_role_shows_the_plan_then_applies_it(cluster, pg, project, database):
+    task = {"name": "migrate role", "ansible.builtin.include_role": {"name": "pgops.runbook.migrate"},
+            "vars": {"migrate_project_dir": str(project),
+                     "migrate_connection": connection_vars(pg, user="pgops_app", db=database)}}
+    run = run_play([task])
+    assert run.status == "successful", run.stdout[-3000:]
+    assert "Would apply 5 migrations with sql from version None: 1, 2, 3, 4, views." in run.stdout
+    report = run.stats["migrate_report"]
+    assert report["final"] == "4" and [m["version"] for m in report["applied"]] == ["1", "2", "3", "4", "views"]
+    assert tables(cluster, database) == TABLES
+    assert pg["passwords"]["pgops_app"] not in run.all_text
+
+
+def test_rehearse_applies_the_plan_to_a_scratch_copy_only(cluster, pg, project, database):
+    migrate(pg, database, project_dir=str(project), state="target", target="2")
+    cluster.primary.execute("INSERT INTO users (email, password_hash) VALUES ('kept@x', 'h')", dbname=database)
+    before = fingerprint(pg, database)
+    refused, dummy = migrate(pg, database, project_dir=str(project), rehearse=True)
+    assert refused["failed"] and "Option rehearse needs a login role that may create databases" in refused["msg"]
+    result, dummy = migrate(pg, database, project_dir=str(project), rehearse=True, user="pgops_admin")
+    assert not result["failed"], result.get("msg")
+    rehearsal = result["rehearsal"]
+    assert rehearsal["succeeded"] and [m["version"] for m in rehearsal["applied"]] == ["3", "4", "views"]
+    assert rehearsal["final"] == "4" and any("appointments" in c for c in rehearsal["schema_changes"])
+    assert not result["changed"] and fingerprint(pg, database) == before
+    assert rehearsal["scratch_db"] not in [r[0] for r in cluster.primary.execute("SELECT datname FROM pg_database")]
+    # A migration that fails in the rehearsal fails the task, and the database is still untouched.
+    (project / "V5__bad.sql").write_text("ALTER TABLE users ADD COLUMN x nosuchtype;\n")
+    failed, dummy = migrate(pg, database, project_dir=str(project), rehearse=True, user="pgops_admin")
+    assert failed["failed"] and "The rehearsal failed" in failed["msg"] and "nosuchtype" in failed["msg"]
+    assert [m["version"] for m in failed["rehearsal"]["applied"]] == ["3", "4"]
+    assert fingerprint(pg, database) == before

@@ -10,6 +10,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
 import os
 
 try:
@@ -18,6 +19,8 @@ except ImportError:  # pragma: no cover - the module reports the missing library
     psycopg2 = None
 
 from ansible_collections.pgops.runbook.plugins.module_utils.errors import PgopsError
+from ansible_collections.pgops.runbook.plugins.module_utils.migrate.model import MigrationFailed
+from ansible_collections.pgops.runbook.plugins.module_utils.migrate.rehearsal import rehearse
 from ansible_collections.pgops.runbook.plugins.module_utils.migrate.session import MigrationSession, parse_duration
 from ansible_collections.pgops.runbook.plugins.module_utils.migrate.tools import registry
 from ansible_collections.pgops.runbook.plugins.module_utils.migrate.tools.sql import statement_hint
@@ -29,7 +32,8 @@ class MigrateRequest:
 
     def __init__(self, project_dir, tool="auto", migrations_dir=None, state="latest", target=None, allow_downgrade=False,
                  lock_wait=60, lock_timeout="5s", statement_timeout=None, lock_retries=5,
-                 history_table="pgops_schema_history"):
+                 history_table="pgops_schema_history", executable=None, environment=None, database_url_env="DATABASE_URL",
+                 rehearse=False):
         if not project_dir or not os.path.isdir(project_dir):
             raise PgopsError("Option project_dir: %s is not a directory." % project_dir)
         if migrations_dir is not None and not os.path.isdir(migrations_dir):
@@ -51,18 +55,27 @@ class MigrateRequest:
         self.statement_timeout = parse_duration(statement_timeout, "statement_timeout")
         self.lock_retries = lock_retries
         self.history_table = history_table
+        self.executable = executable
+        self.environment = dict((str(k), str(v)) for k, v in (environment or {}).items())
+        if not database_url_env or not database_url_env.replace("_", "").isalnum():
+            raise PgopsError("Option database_url_env must be an environment variable name, got %r." % database_url_env)
+        self.database_url_env = database_url_env
+        if rehearse and state == "status":
+            raise PgopsError("Option rehearse goes with state latest or target, not status.")
+        self.rehearse = rehearse
 
 
 def run_migrate(settings, req, check_mode=False, diff=False):
     """Bring the database to the requested state; returns the result dict."""
     tool_class = registry.tool_class(req.tool)
     database = settings.effective()["dbname"]
-    session = MigrationSession(settings, tool_class.lock_key(database), req.lock_wait, req.lock_timeout,
-                               req.statement_timeout, req.lock_retries, "pgops.runbook migrate")
+    session = MigrationSession(settings, req.lock_wait, req.lock_timeout, req.statement_timeout, req.lock_retries,
+                               "pgops.runbook migrate")
     try:
         tool = tool_class(req, session)
         if req.state != "status" and not check_mode:
-            session.lock("tool %s" % tool.name)  # held until the session closes, through every migration
+            # Held until the session closes, through every migration.
+            session.lock(tool.lock_key(database), "tool %s" % tool.name)
         status = tool.status()
         result = dict(changed=False, tool=tool.name, current=status.current, final=status.current, applied=[],
                       pending=[m.describe() for m in status.pending + getattr(tool, "repeatable_pending", [])],
@@ -75,18 +88,23 @@ def run_migrate(settings, req, check_mode=False, diff=False):
                              details=dict(conflicts=result["conflicts"], tool=tool.name, current=status.current))
         plan, downgrade = _plan(tool, status, req)
         result["planned"] = [dict(m.describe(), direction="down" if downgrade else "up") for m in plan]
+        if req.rehearse:
+            return _rehearse(settings, req, plan, result)
         if check_mode:
             result.update(changed=bool(plan), msg=_plan_text(tool, status, plan, downgrade, req))
             return result
         before = take_snapshot(settings)[0] if diff and plan else None
+        if plan and hasattr(tool, "prepare"):
+            tool.prepare(plan, downgrade)  # a tool that applies the whole plan in one go (prisma migrate deploy)
         for migration in plan:
             try:
                 seconds = tool.apply(migration, undo=downgrade)
-            except psycopg2.Error as exc:
+            except (psycopg2.Error, MigrationFailed) as exc:
                 current = tool.status().current
+                reason = exc.message.rstrip(".") if isinstance(exc, MigrationFailed) else _pg_error(exc, req, session)
                 raise PgopsError("Migration %s (%s) failed%s: %s. The database is at version %s%s." % (
                     migration.version, os.path.basename(migration.path or migration.name), statement_hint(exc),
-                    _pg_error(exc, req, session), current,
+                    reason, current,
                     " (the migration was rolled back whole)" if getattr(migration, "transactional", True) else ""),
                     details=dict(applied=result["applied"], tool=tool.name, current=status.current, final=current,
                                  retries=session.retries))
@@ -106,6 +124,21 @@ def run_migrate(settings, req, check_mode=False, diff=False):
         return result
     finally:
         session.close()
+
+
+def _rehearse(settings, req, plan, result):
+    """The plan applied to a scratch copy of the schema instead of the database (see rehearsal.py)."""
+    if not plan:
+        result.update(rehearsal=dict(succeeded=True, applied=[], message="Nothing to rehearse."),
+                      msg="Nothing to rehearse: at version %s." % result["current"])
+        return result
+    session_free = copy.copy(req)
+    session_free.rehearse = False
+    rehearsal = rehearse(settings, session_free, run_migrate)
+    result.update(rehearsal=rehearsal, msg=rehearsal["message"])
+    if not rehearsal["succeeded"]:
+        result["failed"] = True
+    return result
 
 
 def _plan(tool, status, req):

@@ -32,6 +32,14 @@ class Migration:
         return out
 
 
+class MigrationFailed(PgopsError):
+    """A migration (or the tool running it) failed; `lock_timeout` when it gave up waiting for a lock."""
+
+    def __init__(self, message, lock_timeout=False, details=None):
+        PgopsError.__init__(self, message, details)
+        self.lock_timeout = lock_timeout
+
+
 class Conflict:
     """Something that makes applying unsafe; the run is refused while any exists."""
 

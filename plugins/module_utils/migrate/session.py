@@ -53,9 +53,8 @@ def as_setting(seconds):
 class MigrationSession:
     """A connection to the database being migrated, in autocommit: migrations open their own transactions."""
 
-    def __init__(self, settings, lock_key, lock_wait, lock_timeout, statement_timeout, lock_retries, application_name):
+    def __init__(self, settings, lock_wait, lock_timeout, statement_timeout, lock_retries, application_name):
         self.settings = settings
-        self.lock_key = lock_key  # (key,) or (class, text) for pg_advisory_lock
         self.lock_wait = lock_wait
         self.lock_timeout = lock_timeout
         self.statement_timeout = statement_timeout
@@ -71,15 +70,16 @@ class MigrationSession:
     def cursor(self):
         return self.conn.cursor()
 
-    def lock(self, what):
-        """Take the run's advisory lock, waiting up to lock_wait seconds for another run."""
+    def lock(self, key, what):
+        """Take the run's advisory lock `key` ((bigint,) or (class, text)), waiting up to lock_wait
+        seconds for another run."""
         with self.conn.cursor() as cur:
             cur.execute("SET lock_timeout = %s", (as_setting(self.lock_wait),))
             try:
-                if len(self.lock_key) == 1:
-                    cur.execute("SELECT pg_advisory_lock(%s)", self.lock_key)
+                if len(key) == 1:
+                    cur.execute("SELECT pg_advisory_lock(%s)", key)
                 else:
-                    cur.execute("SELECT pg_advisory_lock(%s::int, hashtext(%s))", self.lock_key)
+                    cur.execute("SELECT pg_advisory_lock(%s::int, hashtext(%s))", key)
             except psycopg2.Error as exc:
                 if getattr(exc, "pgcode", None) == LOCK_NOT_AVAILABLE:
                     raise PgopsError("Another migration of %s is running (%s); gave up waiting after %g s (option lock_wait)."
@@ -95,6 +95,11 @@ class MigrationSession:
         cur.execute("%s lock_timeout = %%s" % scope, (as_setting(self.lock_timeout or 0),))
         cur.execute("%s statement_timeout = %%s" % scope, (as_setting(self.statement_timeout or 0),))
 
+    def begin_with_timeouts(self, cur):
+        """BEGIN and the timeouts of the migration's statements, in one round trip."""
+        cur.execute("BEGIN; SET LOCAL lock_timeout = %s; SET LOCAL statement_timeout = %s",
+                    (as_setting(self.lock_timeout or 0), as_setting(self.statement_timeout or 0)))
+
     def reset_timeouts(self, cur):
         cur.execute("RESET lock_timeout")
         cur.execute("RESET statement_timeout")
@@ -106,8 +111,9 @@ class MigrationSession:
         while True:
             try:
                 return attempt()
-            except psycopg2.Error as exc:
-                if getattr(exc, "pgcode", None) != LOCK_NOT_AVAILABLE or tries >= self.lock_retries:
+            except Exception as exc:  # a server error, or a tool that reported one (MigrationFailed)
+                lost_lock = getattr(exc, "pgcode", None) == LOCK_NOT_AVAILABLE or getattr(exc, "lock_timeout", False)
+                if not lost_lock or tries >= self.lock_retries:
                     raise
                 tries += 1
                 delay = min(30.0, 0.5 * (2 ** (tries - 1))) * random.uniform(0.5, 1.5)

@@ -10,10 +10,13 @@ __metaclass__ = type
 import os
 
 from ansible_collections.pgops.runbook.plugins.module_utils.errors import PgopsError
-from ansible_collections.pgops.runbook.plugins.module_utils.migrate.tools import sql
+from ansible_collections.pgops.runbook.plugins.module_utils.migrate.tools import alembic, django, prisma, sql
 
-# name -> the tool's module (detect(project_dir), and a class taking (request, session)).
+# name -> the tool's module, whose class Tool(request, session) is the adapter.
 TOOLS = {
+    "alembic": alembic,
+    "django": django,
+    "prisma": prisma,
     "sql": sql,
 }
 
@@ -39,7 +42,4 @@ def detect(project_dir):
 
 
 def tool_class(name):
-    if name not in TOOLS:
-        raise PgopsError("Option tool: %s migrations are not supported yet by this version of the migrate module "
-                         "(supported: %s)." % (name, ", ".join(sorted(TOOLS))))
     return TOOLS[name].Tool

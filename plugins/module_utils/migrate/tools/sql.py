@@ -251,33 +251,34 @@ class Tool:
         kind = "undo" if undo else migration.kind
         version = migration.version if migration.kind == "versioned" or undo else None
         description = migration.version if migration.kind == "repeatable" else migration.name
-        with self.session.cursor() as cur:
-            self._ensure_history(cur)
+        if not getattr(self, "history_ready", False):
+            with self.session.cursor() as cur:
+                self._ensure_history(cur)
+            self.history_ready = True
         script = os.path.basename(migration.path)
         if migration.transactional:
             return self.session.with_retries(script, lambda: self._apply_in_transaction(migration, kind, version, description))
         return self._apply_outside_transaction(migration, kind, version, description)
 
-    def _record(self, cur, kind, version, description, migration, seconds, success):
+    def _record(self, cur, kind, version, description, migration, seconds, success, then=""):
+        # `then` (COMMIT) rides in the same round trip: if the INSERT fails the server skips it.
         cur.execute(psycopg2.sql.SQL("INSERT INTO {} (version, description, kind, script, checksum, duration_s, success) "
-                                     "VALUES (%s, %s, %s, %s, %s, %s, %s)").format(self.history),
+                                     "VALUES (%s, %s, %s, %s, %s, %s, %s)" + then).format(self.history),
                     (version, description, kind, os.path.basename(migration.path), migration.checksum, round(seconds, 3), success))
 
     def _apply_in_transaction(self, migration, kind, version, description):
         started = time.monotonic()
         conn = self.session.conn
         with conn.cursor() as cur:
-            cur.execute("BEGIN")
             try:
-                self.session.apply_timeouts(cur)
+                self.session.begin_with_timeouts(cur)
                 for statement in migration.statements:
                     try:
                         cur.execute(statement.text)
                     except psycopg2.Error as exc:
                         exc.pgops_statement = statement
                         raise
-                self._record(cur, kind, version, description, migration, time.monotonic() - started, True)
-                cur.execute("COMMIT")
+                self._record(cur, kind, version, description, migration, time.monotonic() - started, True, then="; COMMIT")
             except BaseException:
                 if not conn.closed:
                     try:
