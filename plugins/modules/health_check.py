@@ -46,6 +46,8 @@ description:
     C(archiver) (require_archiving false);
     C(backup_freshness) (warning_hours 26, critical_hours 50 since the newest verified backup of the database
     in O(backup_dest) / O(backup_s3); critical when there is none; skipped when neither option is given);
+    C(migration_status) (warning_pending 1, critical_pending 20 pending migrations of the project in O(migrations);
+    conflicts - a failed migration, an edited or missing one - are critical; skipped without O(migrations));
     C(not_valid_constraints) (warning_count 1, critical_count unset);
     C(orphaned_records) (opt-in; warning_count unset, critical_count 1, statement_timeout_ms 10000);
     C(slow_queries) (warning_ms 1000, critical_ms 5000, min_calls 1, top 10; needs pg_stat_statements);
@@ -127,6 +129,38 @@ options:
       - Directory of the PostgreSQL client tools for the C(client_tools) check.
         When unset, the versioned directories of the distribution and E(PATH) are searched.
     type: path
+  migrations:
+    description:
+      - The application's migration project, for the C(migration_status) check (read with
+        M(pgops.runbook.migrate)'s engine, read-only). Suboptions as in M(pgops.runbook.migrate).
+    type: dict
+    suboptions:
+      project_dir:
+        description: The project holding the migrations.
+        type: path
+        required: true
+      tool:
+        description: The migration tool; C(auto) detects it.
+        type: str
+        choices: [ auto, sql, prisma, alembic, django ]
+        default: auto
+      migrations_dir:
+        description: The directory of the migration files, when not the tool's default.
+        type: path
+      executable:
+        description: The application's Python (Alembic, Django) or the Prisma CLI.
+        type: path
+      environment:
+        description: Extra environment variables for the migration tool.
+        type: dict
+      database_url_env:
+        description: The environment variable the tool reads its database URL from.
+        type: str
+        default: DATABASE_URL
+      history_table:
+        description: The SQL tool's history table.
+        type: str
+        default: pgops_schema_history
   backup_dest:
     description:
       - A local directory that M(pgops.runbook.backup) stores backups under (O(pgops.runbook.backup#module:dest)), for the
@@ -313,6 +347,15 @@ def main():
             client_bindir=dict(type="path"),
             backup_dest=dict(type="path"),
             backup_s3=dict(type="dict", options=s3_argument_spec()),
+            migrations=dict(type="dict", options=dict(
+                project_dir=dict(type="path", required=True),
+                tool=dict(type="str", choices=["auto", "sql", "prisma", "alembic", "django"], default="auto"),
+                migrations_dir=dict(type="path"),
+                executable=dict(type="path"),
+                environment=dict(type="dict"),
+                database_url_env=dict(type="str", default="DATABASE_URL"),
+                history_table=dict(type="str", default="pgops_schema_history"),
+            )),
         ),
         supports_check_mode=True,
     )
@@ -323,7 +366,7 @@ def main():
             settings, checks=p["checks"], skip_checks=p["skip_checks"], thresholds=p["thresholds"],
             options=dict(relationships=p["relationships"], query_text_length=max(p["query_text_length"], 0),
                          statement_timeout=p["statement_timeout"], client_bindir=p["client_bindir"],
-                         backup_dest=p["backup_dest"], backup_s3=p["backup_s3"]))
+                         backup_dest=p["backup_dest"], backup_s3=p["backup_s3"], migrations=p["migrations"]))
         result["changed"] = False
         if p["prometheus_textfile"]:
             result["prometheus_textfile"] = p["prometheus_textfile"]

@@ -10,6 +10,7 @@ __metaclass__ = type
 from ansible_collections.pgops.runbook.plugins.module_utils.health.checks import (
     archiver,
     backup_freshness,
+    migration_status,
     blocking_locks,
     cache_hit_ratio,
     client_tools,
@@ -64,6 +65,7 @@ CHECKS = tuple(module.CHECK for module in (
     replication_slots,
     archiver,
     backup_freshness,
+    migration_status,
     not_valid_constraints,
     orphaned_records,
     slow_queries,
