@@ -158,15 +158,16 @@ def fingerprint_of(schema_objects):
     return digest.hexdigest()
 
 
-def take_snapshot(settings, exact_counts=False, lock_timeout_s=30):
-    """Read the snapshot of the database `settings` points at, in a transaction of its own.
+def take_snapshot(settings, exact_counts=False, lock_timeout_s=30, descriptions=False):
+    """Read the snapshot of the database `settings` points at, in a transaction of its own
+    (with descriptions, also each schema object's normalised definition, for a readable diff).
     Returns (snapshot, statements sent)."""
     session = dict(search_path="pg_catalog", lock_timeout="%ds" % lock_timeout_s)
     conn, dummy = connect(settings, application_name="pgops.runbook db_snapshot", autocommit=True, session_options=session)
     try:
         with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
             run_statement(cur, "a consistent snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            snapshot, statements = read_snapshot(cur, exact_counts)
+            snapshot, statements = read_snapshot(cur, exact_counts, descriptions)
             run_statement(cur, "the end of the snapshot", "ROLLBACK")
     finally:
         conn.close()
@@ -184,7 +185,7 @@ def run_statement(cur, what, sql, params=None):
     return [dict((k, _json_safe(v)) for k, v in r.items()) for r in cur.fetchall()]
 
 
-def read_snapshot(cur, exact_counts=False):
+def read_snapshot(cur, exact_counts=False, descriptions=False):
     """The snapshot, read through `cur` (a RealDictCursor) inside the caller's REPEATABLE
     READ transaction, e.g. the one whose snapshot pg_dump uses. Names are printed
     schema-qualified only when search_path is pg_catalog: the caller sets it.
@@ -220,6 +221,8 @@ def read_snapshot(cur, exact_counts=False):
         fingerprint=fingerprint_of(schema_objects),
         total_bytes=sum(t["total_bytes"] for t in tables),
     )
+    if descriptions:
+        snapshot["schema_descriptions"] = dict(("%s %s" % (o["kind"], o["name"]), o["description"]) for o in objects)
     return snapshot, 5
 
 

@@ -167,50 +167,8 @@ options:
         C(backup_freshness) check. Both O(backup_dest) and O(backup_s3) may be given; each must then
         hold a fresh verified backup.
     type: path
-  backup_s3:
-    description:
-      - An S3 location of backups (O(pgops.runbook.backup#module:s3)), for the C(backup_freshness) check.
-    type: dict
-    suboptions:
-      bucket:
-        description: The bucket. It must exist.
-        type: str
-        required: true
-      prefix:
-        description: Key prefix under which backups are stored.
-        type: str
-        default: ""
-      region:
-        description: The bucket's region.
-        type: str
-      endpoint_url:
-        description: Endpoint of an S3-compatible service (MinIO, Ceph, ...).
-        type: str
-      access_key:
-        description:
-          - Access key ID. When unset, the AWS default credential chain (environment, profile,
-            instance role) applies.
-        type: str
-      secret_key:
-        description: Secret access key. Never logged.
-        type: str
-      session_token:
-        description: Session token of temporary credentials. Never logged.
-        type: str
-      profile:
-        description: A named profile of the AWS configuration files.
-        type: str
-      server_side_encryption:
-        description: Used only when writing; accepted so the O(pgops.runbook.backup#module:s3) dictionary can be reused.
-        type: str
-        choices: [ AES256, aws:kms ]
-      kms_key_id:
-        description: Used only when writing; accepted so the O(pgops.runbook.backup#module:s3) dictionary can be reused.
-        type: str
-      storage_class:
-        description: Used only when writing; accepted so the O(pgops.runbook.backup#module:s3) dictionary can be reused.
-        type: str
 extends_documentation_fragment:
+  - pgops.runbook.s3.backup_s3
   - pgops.runbook.connection
   - ansible.builtin.action_common_attributes
 attributes:

@@ -40,7 +40,8 @@ description:
     at all. A file that must run outside a transaction (CREATE INDEX CONCURRENTLY, VACUUM, ...) starts
     with C(-- pgops: no-transaction); its statements then run one by one, and a failure names the
     statement and what it left (for example an INVALID index and the statement that drops it). A file
-    holding such a statement without the directive is refused before anything runs."
+    holding only such statements is recognised and run that way without the directive; one mixing them with
+    other statements is refused before anything runs."
   - The run holds an advisory lock on the database from before it reads the history to its end; a
     second run waits up to O(lock_wait), then fails. No migration is applied twice.
   - Every migration statement runs under O(lock_timeout) (and O(statement_timeout)), so an ALTER that
@@ -104,6 +105,30 @@ options:
         database itself is not changed. The login role needs CREATEDB.
     type: bool
     default: false
+  rehearse_data:
+    description:
+      - With O(rehearse), rehearse on the data too - the newest backup of the database in O(backup_dest) /
+        O(backup_s3) (with O(backup_label); not one that failed verification) is restored into the scratch
+        database by the restore engine, instead of copying the schema. The rehearsal then runs the
+        migrations that are pending relative to that backup.
+    type: bool
+    default: false
+  backup_dest:
+    description: For O(rehearse_data), the local directory of the backups (O(pgops.runbook.backup#module:dest)).
+    type: path
+  backup_label:
+    description: For O(rehearse_data), only backups with this label.
+    type: str
+  backup_encryption:
+    description: For O(rehearse_data), the key of an encrypted backup.
+    type: dict
+    suboptions:
+      passphrase:
+        description: The passphrase of a passphrase-encrypted backup. Never logged.
+        type: str
+      private_key:
+        description: File holding the private key of a public-key encrypted backup.
+        type: path
   executable:
     description:
       - For Alembic and Django - the Python of the application's environment (its virtualenv's C(bin/python)),
@@ -124,6 +149,7 @@ options:
     type: str
     default: DATABASE_URL
 extends_documentation_fragment:
+  - pgops.runbook.s3.backup_s3
   - pgops.runbook.connection
   - ansible.builtin.action_common_attributes
 attributes:
@@ -132,11 +158,10 @@ attributes:
     details: Reads the state and returns the plan (RV(planned), with each migration's SQL) without taking the lock or applying anything.
   diff_mode:
     support: full
-    details: The schema objects before and after (each with the hash of its definition).
+    details: The schema objects with their definitions before and after; in check mode, the schema now and the SQL
+      the plan would run (O(rehearse) gives the schema after without touching the database).
   platform:
     platforms: posix
-notes:
-  - Not yet in this version - rehearsing on a restored copy of the latest backup (with data); O(rehearse) copies the schema only.
 author:
   - pgops.runbook maintainers (@pgops)
 '''
@@ -223,6 +248,7 @@ msg:
   type: str
 '''
 
+from ansible_collections.pgops.runbook.plugins.module_utils.backup.destinations import s3_argument_spec
 from ansible_collections.pgops.runbook.plugins.module_utils.migrate.engine import MigrateRequest, run_migrate
 from ansible_collections.pgops.runbook.plugins.module_utils.module_base import pgops_module, run_engine
 
@@ -245,6 +271,14 @@ def main():
             environment=dict(type="dict", default={}),
             database_url_env=dict(type="str", default="DATABASE_URL"),
             rehearse=dict(type="bool", default=False),
+            rehearse_data=dict(type="bool", default=False),
+            backup_dest=dict(type="path"),
+            backup_s3=dict(type="dict", options=s3_argument_spec()),
+            backup_label=dict(type="str"),
+            backup_encryption=dict(type="dict", no_log=False, options=dict(
+                passphrase=dict(type="str", no_log=True),
+                private_key=dict(type="path"),
+            ), mutually_exclusive=[["private_key", "passphrase"]], required_one_of=[["private_key", "passphrase"]]),
         ),
         supports_check_mode=True,
     )
@@ -256,7 +290,8 @@ def main():
             allow_downgrade=p["allow_downgrade"], lock_wait=p["lock_wait"], lock_timeout=p["lock_timeout"],
             statement_timeout=p["statement_timeout"], lock_retries=p["lock_retries"], history_table=p["history_table"],
             executable=p["executable"], environment=p["environment"], database_url_env=p["database_url_env"],
-            rehearse=p["rehearse"])
+            rehearse=p["rehearse"], rehearse_data=p["rehearse_data"], backup_dest=p["backup_dest"], backup_s3=p["backup_s3"],
+            backup_label=p["backup_label"], backup_encryption=p["backup_encryption"])
         return run_migrate(settings, request, check_mode=module.check_mode, diff=module._diff)
 
     run_engine(module, engine)

@@ -59,8 +59,9 @@ def fingerprint(pg, db):
 
 
 def test_apply_all_then_status_then_nothing_to_do(cluster, pg, project, database):
-    planned, dummy = migrate(pg, database, project_dir=str(project), check=True)
+    planned, dummy = migrate(pg, database, project_dir=str(project), check=True, diff=True)
     assert not planned["failed"], planned.get("msg")
+    assert "-- apply 1 (users and plans)\n-- V1: user accounts" in planned["diff"]["after"]
     assert planned["changed"] and [m["version"] for m in planned["planned"]] == ["1", "2", "3", "4", "views"]
     assert "CREATE TABLE users" in planned["planned"][0]["sql"]
     assert tables(cluster, database) == []  # check mode applied nothing
@@ -69,7 +70,8 @@ def test_apply_all_then_status_then_nothing_to_do(cluster, pg, project, database
     assert result["tool"] == "sql" and result["current"] is None and result["final"] == "4"
     assert [m["version"] for m in result["applied"]] == ["1", "2", "3", "4", "views"]
     assert tables(cluster, database) == TABLES
-    assert "table public.appointments" in result["diff"]["after"] and "table public" not in result["diff"]["before"]
+    assert "table public.appointments: " in result["diff"]["after"] and "table public" not in result["diff"]["before"]
+    assert '"starts_at", "timestamp with time zone", true' in result["diff"]["after"]
     assert history(cluster, database) == [("1", "versioned", True), ("2", "versioned", True), ("3", "versioned", True),
                                           ("4", "versioned", True), (None, "repeatable", True)]
     status, dummy = migrate(pg, database, project_dir=str(project), state="status")
@@ -216,11 +218,13 @@ def test_checksum_drift_and_missing_files_are_refused(cluster, pg, project, data
 
 def test_concurrent_index_runs_outside_a_transaction_and_reports_leftovers(cluster, pg, project, database):
     migrate(pg, database, project_dir=str(project))
-    (project / "V5__index.sql").write_text("CREATE INDEX CONCURRENTLY patients_name ON patients (last_name);\n")
-    refused, dummy = migrate(pg, database, project_dir=str(project))
-    assert refused["failed"] and "cannot run inside a transaction" in refused["msg"] and "no-transaction" in refused["msg"]
-    (project / "V5__index.sql").write_text("-- pgops: no-transaction\n"
+    (project / "V5__index.sql").write_text("CREATE TABLE wards (id int);\n"
                                            "CREATE INDEX CONCURRENTLY patients_name ON patients (last_name);\n")
+    refused, dummy = migrate(pg, database, project_dir=str(project))
+    assert refused["failed"] and "cannot run inside a transaction, and the file has other statements" in refused["msg"]
+    assert "wards" not in tables(cluster, database)
+    # Alone in its file it is detected and run outside a transaction, without a header.
+    (project / "V5__index.sql").write_text("CREATE INDEX CONCURRENTLY patients_name ON patients (last_name);\n")
     applied, dummy = migrate(pg, database, project_dir=str(project))
     assert not applied["failed"] and applied["final"] == "5", applied.get("msg")
     # A unique index that cannot be built leaves an INVALID index: the error says how to clean it up.
@@ -310,3 +314,29 @@ def test_rehearse_applies_the_plan_to_a_scratch_copy_only(cluster, pg, project, 
     assert failed["failed"] and "The rehearsal failed" in failed["msg"] and "nosuchtype" in failed["msg"]
     assert [m["version"] for m in failed["rehearsal"]["applied"]] == ["3", "4"]
     assert fingerprint(pg, database) == before
+
+
+def test_rehearse_data_restores_the_latest_backup_and_applies_the_plan_there(cluster, pg, project, database, tmp_path):
+    migrate(pg, database, project_dir=str(project), state="target", target="2")
+    cluster.primary.execute("INSERT INTO users (email, password_hash) SELECT 'u' || g || '@x', 'h' "
+                            "FROM generate_series(1, 500) g", dbname=database)
+    backup = run_play([{"name": "backup", "pgops.runbook.backup": connection_vars(
+        pg, db=database, dest=str(tmp_path), label="nightly")}]).result("backup")
+    assert not backup["failed"], backup.get("msg")
+    (project / "V3__appointments.sql").write_text("ALTER TABLE users ADD COLUMN note text NOT NULL DEFAULT 'x';\n"
+                                                  "UPDATE users SET note = email;\n")
+    (project / "V4__subscriptions.sql").unlink()
+    (project / "R__views.sql").unlink()
+    before = fingerprint(pg, database)
+    missing, dummy = migrate(pg, database, project_dir=str(project), rehearse=True, rehearse_data=True, user="pgops_admin")
+    assert missing["failed"] and "Option rehearse_data needs the backups' location" in missing["msg"]
+    result, dummy = migrate(pg, database, project_dir=str(project), rehearse=True, rehearse_data=True, user="pgops_admin",
+                            backup_dest=str(tmp_path), backup_label="nightly")
+    assert not result["failed"], result.get("msg")
+    rehearsal = result["rehearsal"]
+    assert rehearsal["succeeded"] and "a restore of backup %s" % backup["backup_id"] in rehearsal["message"]
+    assert [m["version"] for m in rehearsal["applied"]] == ["3"]
+    assert fingerprint(pg, database) == before
+    leftovers = [r[0] for r in cluster.primary.execute("SELECT datname FROM pg_database")
+                 if r[0].startswith("pgops_rehearse_")]
+    assert leftovers == []

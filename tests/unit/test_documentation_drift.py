@@ -12,7 +12,7 @@ from ansible_collections.pgops.runbook.plugins.doc_fragments.connection import M
 from ansible_collections.pgops.runbook.plugins.module_utils import module_base
 from ansible_collections.pgops.runbook.plugins.module_utils.health.registry import CHECKS
 
-MODULES = ["health_check", "db_snapshot"]
+MODULES = ["health_check", "db_snapshot", "backup", "backup_info", "restore", "migrate"]
 FRAGMENT = "pgops.runbook.connection"
 
 
@@ -70,12 +70,22 @@ def argument_spec_of(name, monkeypatch):
     return recorded["spec"], recorded["kwargs"]
 
 
+def fragment(reference):
+    """The options of doc fragment `pgops.runbook.<file>[.<variable>]`."""
+    parts = reference.split(".")
+    module = importlib.import_module("ansible_collections.pgops.runbook.plugins.doc_fragments.%s" % parts[2])
+    text = getattr(module.ModuleDocFragment, parts[3].upper() if len(parts) > 3 else "DOCUMENTATION")
+    return yaml.safe_load(text)["options"]
+
+
 def documented_options(name):
     doc = documentation(name)
     options = dict(doc.get("options") or {})
-    if FRAGMENT in (doc.get("extends_documentation_fragment") or []):
-        for key, value in fragment_options().items():
-            assert key not in options, "%s documents %s, which the fragment already does" % (name, key)
+    for reference in doc.get("extends_documentation_fragment") or []:
+        if not reference.startswith("pgops.runbook."):
+            continue
+        for key, value in fragment(reference).items():
+            assert key not in options, "%s documents %s, which the fragment %s already does" % (name, key, reference)
             options[key] = value
     return options
 

@@ -57,13 +57,21 @@ def test_project_files_are_ordered_and_paired_with_their_undo(tmp_path):
     ({"V__a.sql": "SELECT 1;"}, "has no version"),
     ({"R1__a.sql": "SELECT 1;"}, "must be named R__<description>.sql"),
     ({"V1__a.sql": "-- only a comment\n"}, "holds no SQL statement"),
-    ({"V1__a.sql": "CREATE TABLE t (id int);\nCREATE INDEX CONCURRENTLY i ON t (id);"}, "line 2: .* cannot run inside a transaction"),
+    ({"V1__a.sql": "CREATE TABLE t (id int);\nCREATE INDEX CONCURRENTLY i ON t (id);"},
+     "line 2: .* cannot run inside a transaction, and the file has other statements"),
 ])
 def test_project_refusals(tmp_path, files, message):
     for name, text in files.items():
         write(tmp_path, name, text)
     with pytest.raises(PgopsError, match=message):
         read_project(str(tmp_path))
+
+
+def test_a_file_of_non_transactional_statements_only_runs_outside_a_transaction(tmp_path):
+    write(tmp_path, "V1__a.sql", "CREATE INDEX CONCURRENTLY i ON t (id);\nVACUUM t;")
+    write(tmp_path, "V2__b.sql", "CREATE TABLE u (id int);")
+    versioned, dummy, dummy = read_project(str(tmp_path))
+    assert [m.transactional for m in versioned] == [False, True]
 
 
 def test_detection_order(tmp_path):

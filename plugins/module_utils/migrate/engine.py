@@ -33,7 +33,8 @@ class MigrateRequest:
     def __init__(self, project_dir, tool="auto", migrations_dir=None, state="latest", target=None, allow_downgrade=False,
                  lock_wait=60, lock_timeout="5s", statement_timeout=None, lock_retries=5,
                  history_table="pgops_schema_history", executable=None, environment=None, database_url_env="DATABASE_URL",
-                 rehearse=False):
+                 rehearse=False, rehearse_data=False, backup_dest=None, backup_s3=None, backup_label=None,
+                 backup_encryption=None):
         if not project_dir or not os.path.isdir(project_dir):
             raise PgopsError("Option project_dir: %s is not a directory." % project_dir)
         if migrations_dir is not None and not os.path.isdir(migrations_dir):
@@ -62,7 +63,14 @@ class MigrateRequest:
         self.database_url_env = database_url_env
         if rehearse and state == "status":
             raise PgopsError("Option rehearse goes with state latest or target, not status.")
+        if rehearse_data and not rehearse:
+            raise PgopsError("Option rehearse_data goes with rehearse.")
         self.rehearse = rehearse
+        self.rehearse_data = rehearse_data
+        self.backup_dest = backup_dest
+        self.backup_s3 = backup_s3
+        self.backup_label = backup_label
+        self.backup_encryption = backup_encryption
 
 
 def run_migrate(settings, req, check_mode=False, diff=False):
@@ -92,8 +100,14 @@ def run_migrate(settings, req, check_mode=False, diff=False):
             return _rehearse(settings, req, plan, result)
         if check_mode:
             result.update(changed=bool(plan), msg=_plan_text(tool, status, plan, downgrade, req))
+            if diff and plan:
+                # The schema after is not known without applying (rehearse does): show what would run.
+                now = _schema_text(take_snapshot(settings, descriptions=True)[0])
+                result["diff"] = dict(before=now, after=now + "".join(
+                    "-- %s %s (%s)\n%s\n" % ("undo" if downgrade else "apply", m.version, m.name, (m.sql or "").strip())
+                    for m in plan), before_header="%s now" % database, after_header="%s + the plan's SQL" % database)
             return result
-        before = take_snapshot(settings)[0] if diff and plan else None
+        before = take_snapshot(settings, descriptions=True)[0] if diff and plan else None
         if plan and hasattr(tool, "prepare"):
             tool.prepare(plan, downgrade)  # a tool that applies the whole plan in one go (prisma migrate deploy)
         for migration in plan:
@@ -114,7 +128,7 @@ def run_migrate(settings, req, check_mode=False, diff=False):
         result.update(changed=bool(plan), final=final.current,
                       pending=[m.describe() for m in final.pending + getattr(tool, "repeatable_pending", [])])
         if before is not None:
-            after = take_snapshot(settings)[0]
+            after = take_snapshot(settings, descriptions=True)[0]
             result["diff"] = dict(before=_schema_text(before), after=_schema_text(after),
                                   before_header="%s before" % database, after_header="%s after" % database)
             result["schema_changes"] = [d["message"] for d in compare_snapshots(before, after, 100.0)]
@@ -186,5 +200,6 @@ def _plan_text(tool, status, plan, downgrade, req):
 
 
 def _schema_text(snapshot):
-    """The schema objects of a snapshot, one per line (for --diff)."""
-    return "".join("%s %s\n" % (key, value) for key, value in sorted(snapshot["schema_objects"].items()))
+    """The schema objects of a snapshot with their definitions, one per line (for --diff)."""
+    described = snapshot.get("schema_descriptions") or snapshot["schema_objects"]
+    return "".join("%s: %s\n" % (key, value) for key, value in sorted(described.items()))

@@ -84,12 +84,16 @@ class SqlFile(Migration):
         if not self.statements:
             raise PgopsError("Migration file %s holds no SQL statement." % os.path.basename(path))
         if self.transactional:
-            for statement in self.statements:
-                reason = needs_no_transaction(statement.text)
-                if reason:
-                    raise PgopsError("Migration file %s, line %d: %s cannot run inside a transaction; put it in a file of "
-                                     "its own starting with '-- pgops: no-transaction'." % (
-                                         os.path.basename(path), statement.line, reason))
+            outside = [(statement, needs_no_transaction(statement.text)) for statement in self.statements]
+            outside = [(statement, reason) for statement, reason in outside if reason]
+            if outside and len(outside) == len(self.statements):
+                self.transactional = False  # detected: nothing in the file could run inside a transaction anyway
+            elif outside:
+                # Mixed: the statements around it could not be rolled back with it.
+                raise PgopsError("Migration file %s, line %d: %s cannot run inside a transaction, and the file has other "
+                                 "statements; put it in a file of its own (or start this one with "
+                                 "'-- pgops: no-transaction' to run every statement on its own)." % (
+                                     os.path.basename(path), outside[0][0].line, outside[0][1]))
 
 
 def read_project(directory):
