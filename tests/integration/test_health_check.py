@@ -59,8 +59,10 @@ def test_default_run_reports_every_check_with_a_fixed_number_of_statements(clust
                 "foreign_key_count", "connections", "cache_hit_ratio", "long_running_queries", "idle_in_transaction",
                 "blocking_locks", "prepared_transactions", "deadlocks", "xid_wraparound", "sequence_exhaustion",
                 "invalid_indexes", "unused_indexes", "table_bloat", "seq_scan_heavy", "replication",
-                "replication_slots", "archiver", "backup_freshness", "not_valid_constraints", "slow_queries", "disk_space", "security"}
+                "replication_slots", "archiver", "backup_freshness", "migration_status", "not_valid_constraints", "slow_queries",
+                "disk_space", "security"}
     assert set(names) == expected
+    assert by_name(result)["migration_status"]["status"] == "skipped"  # no migrations project given
     for item in result["checks"]:
         assert set(item) >= {"name", "status", "value", "threshold", "message"}
         assert item["status"] in ("ok", "warning", "critical", "skipped")
@@ -547,7 +549,7 @@ def test_check_mode_and_prometheus_textfile(pg, tmp_path):
     target = tmp_path / "pgops.prom"
     result, dummy = health(pg, check=True, prometheus_textfile=str(target))
     assert not target.exists() and result["changed"] is False
-    assert result["summary"]["total"] == 28
+    assert result["summary"]["total"] == 29
     result, dummy = health(pg, prometheus_textfile=str(target))
     assert result["changed"] is True
     text = target.read_text()

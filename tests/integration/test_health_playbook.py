@@ -29,7 +29,7 @@ def test_health_playbook_publishes_its_report(pg):
     assert run.status == "successful", run.stdout[-3000:]
     report = run.stats["health_report"]
     assert report["database"] == "appdb"
-    assert report["summary"]["total"] == 28
+    assert report["summary"]["total"] == 29
     assert "checks passed" in report["summary"]["line"]
     assert "appdb: " in run.stdout
     assert pg["passwords"]["pgops_admin"] not in run.all_text
