@@ -533,3 +533,27 @@ class BenchBase:
             json.dump(data, handle, indent=2, default=str)
         with open(os.path.join(self.out_dir, "summary.txt"), "w") as handle:
             handle.write(text + "\n")
+
+
+# The migrate module as the migrate benchmarks run it: one task, the SQL tool, the result keys they read.
+MIGRATE_KEEP = ("msg", "failed", "changed", "applied", "retries", "current", "final", "conflicts")
+
+MIGRATE_PLAYBOOK = """\
+- name: Benchmark pgops.runbook.migrate
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Run pgops.runbook.migrate
+      pgops.runbook.migrate:
+        login_host: "{{ bench_host }}"
+        login_port: "{{ bench_port }}"
+        login_user: postgres
+        login_password: "{{ bench_password }}"
+        login_db: "{{ bench_db }}"
+        ssl_mode: require
+        project_dir: "{{ bench_project }}"
+        tool: sql
+        lock_timeout: "{{ bench_lock_timeout | default('5s') }}"
+        lock_retries: "{{ bench_lock_retries | default(5) }}"
+"""

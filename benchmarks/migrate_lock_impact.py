@@ -49,7 +49,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import REPO, BenchBase, median, num, reexec_in_venv, rotated, say, versions, wait_timed  # noqa: E402
+from common import MIGRATE_KEEP, MIGRATE_PLAYBOOK, REPO, BenchBase, median, num, reexec_in_venv, rotated, say, versions, wait_timed  # noqa: E402
 
 VARIANTS = ("module", "psql")
 DB = "lockbench"
@@ -59,28 +59,6 @@ MIGRATION_FILE = "V1__add_allergies.sql"
 MIGRATION_SQL = "ALTER TABLE patients ADD COLUMN %s text;\n" % COLUMN
 POLL_S = 0.025
 
-# The result keys of the migrate module the benchmark reads.
-KEEP = ("msg", "failed", "changed", "applied", "retries", "current", "final", "conflicts")
-
-MIGRATE_PLAYBOOK = """\
-- name: Benchmark pgops.runbook.migrate
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  tasks:
-    - name: Run pgops.runbook.migrate
-      pgops.runbook.migrate:
-        login_host: "{{ bench_host }}"
-        login_port: "{{ bench_port }}"
-        login_user: postgres
-        login_password: "{{ bench_password }}"
-        login_db: "{{ bench_db }}"
-        ssl_mode: require
-        project_dir: "{{ bench_project }}"
-        tool: sql
-        lock_timeout: "{{ bench_lock_timeout }}"
-        lock_retries: "{{ bench_lock_retries }}"
-"""
 
 # The traffic: pgbench's two scripts, weighted 4:1 on the command line.
 UPDATE_SCRIPT = """\
@@ -195,7 +173,7 @@ class Bench(BenchBase):
         self.start_server()
         self.psql_version = self.tool_version("psql")
         self.pgbench_version = self.tool_version("pgbench")
-        self.prepare_ansible({"migrate.yml": MIGRATE_PLAYBOOK}, keep=KEEP)
+        self.prepare_ansible({"migrate.yml": MIGRATE_PLAYBOOK}, keep=MIGRATE_KEEP)
         with open(os.path.join(self.project, MIGRATION_FILE), "w") as handle:
             handle.write(MIGRATION_SQL)
         with open(os.path.join(self.pgbench_dir, "update.sql"), "w") as handle:

@@ -44,32 +44,14 @@ import textwrap
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import REPO, BenchBase, num, ratio, reexec_in_venv, rotated, say, summarize, versions, wait_timed  # noqa: E402
+from common import (  # noqa: E402
+    MIGRATE_KEEP, MIGRATE_PLAYBOOK, REPO, BenchBase, num, ratio, reexec_in_venv, rotated, say, summarize, versions, wait_timed,
+)
 
 VARIANTS = ("module", "psql_tcp_ssl", "psql_socket")
 HISTORY = "pgops_schema_history"
 STATS_DB = "appdb"  # the harness's database with the pg_stat_statements extension
 
-# The result keys of the migrate module the benchmark reads.
-KEEP = ("msg", "failed", "changed", "applied", "retries", "current", "final", "conflicts")
-
-MIGRATE_PLAYBOOK = """\
-- name: Benchmark pgops.runbook.migrate
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  tasks:
-    - name: Run pgops.runbook.migrate
-      pgops.runbook.migrate:
-        login_host: "{{ bench_host }}"
-        login_port: "{{ bench_port }}"
-        login_user: postgres
-        login_password: "{{ bench_password }}"
-        login_db: "{{ bench_db }}"
-        ssl_mode: require
-        project_dir: "{{ bench_project }}"
-        tool: sql
-"""
 
 
 def statements(kind, count):
@@ -90,7 +72,7 @@ class Bench(BenchBase):
     def prepare(self):
         self.start_server()
         self.psql_version = self.tool_version("psql")
-        self.prepare_ansible({"migrate.yml": MIGRATE_PLAYBOOK}, keep=KEEP)
+        self.prepare_ansible({"migrate.yml": MIGRATE_PLAYBOOK}, keep=MIGRATE_KEEP)
         stmts = statements(self.args.kind, self.args.count)
         for file_name, text in stmts:
             with open(os.path.join(self.project, file_name), "w") as handle:

@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import random
 import time
 
@@ -94,6 +95,22 @@ class MigrationSession:
         scope = "SET LOCAL" if local else "SET"
         cur.execute("%s lock_timeout = %%s" % scope, (as_setting(self.lock_timeout or 0),))
         cur.execute("%s statement_timeout = %%s" % scope, (as_setting(self.statement_timeout or 0),))
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """A cursor inside BEGIN, with the migration timeouts set for it; ROLLBACK when the block
+        raises (the block ends the transaction itself, e.g. with its history row and COMMIT)."""
+        with self.conn.cursor() as cur:
+            self.begin_with_timeouts(cur)
+            try:
+                yield cur
+            except BaseException:
+                if not self.conn.closed:
+                    try:
+                        cur.execute("ROLLBACK")
+                    except psycopg2.Error:
+                        pass
+                raise
 
     def begin_with_timeouts(self, cur):
         """BEGIN and the timeouts of the migration's statements, in one round trip."""

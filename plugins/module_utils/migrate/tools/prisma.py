@@ -29,11 +29,6 @@ import re
 import time
 import uuid
 
-try:
-    import psycopg2
-except ImportError:  # pragma: no cover - the module reports the missing library
-    psycopg2 = None
-
 from ansible_collections.pgops.runbook.plugins.module_utils.errors import PgopsError
 from ansible_collections.pgops.runbook.plugins.module_utils.migrate.external import ExternalTool
 from ansible_collections.pgops.runbook.plugins.module_utils.migrate.model import Conflict, Migration, MigrationFailed, Status
@@ -244,30 +239,19 @@ class Tool(ExternalTool):
 
     def _apply_native(self, migration, undo):
         started = time.monotonic()
-        conn = self.session.conn
-        with conn.cursor() as cur:
-            cur.execute("BEGIN")
-            try:
-                self.session.apply_timeouts(cur)
-                cur.execute(CREATE_TABLE)
-                if undo:
-                    cur.execute(migration.undo.sql)
-                    cur.execute('UPDATE public."_prisma_migrations" SET finished_at = NULL, rolled_back_at = now(), '
-                                "logs = coalesce(logs, '') || %s WHERE migration_name = %s AND rolled_back_at IS NULL",
-                                ("rolled back with down.sql by pgops.runbook.migrate\n", migration.version))
-                else:
-                    row_id = str(uuid.uuid4())
-                    cur.execute('INSERT INTO public."_prisma_migrations" (id, checksum, migration_name, started_at) '
-                                "VALUES (%s, %s, %s, now())", (row_id, migration.checksum, migration.version))
-                    cur.execute(migration.sql)  # one simple query, as Prisma's engine sends it
-                    cur.execute('UPDATE public."_prisma_migrations" SET finished_at = clock_timestamp(), '
-                                "applied_steps_count = 1 WHERE id = %s", (row_id,))
-                cur.execute("COMMIT")
-            except BaseException:
-                if not conn.closed:
-                    try:
-                        cur.execute("ROLLBACK")
-                    except psycopg2.Error:
-                        pass
-                raise
+        with self.session.transaction() as cur:
+            cur.execute(CREATE_TABLE)
+            if undo:
+                cur.execute(migration.undo.sql)
+                cur.execute('UPDATE public."_prisma_migrations" SET finished_at = NULL, rolled_back_at = now(), '
+                            "logs = coalesce(logs, '') || %s WHERE migration_name = %s AND rolled_back_at IS NULL",
+                            ("rolled back with down.sql by pgops.runbook.migrate\n", migration.version))
+            else:
+                row_id = str(uuid.uuid4())
+                cur.execute('INSERT INTO public."_prisma_migrations" (id, checksum, migration_name, started_at) '
+                            "VALUES (%s, %s, %s, now())", (row_id, migration.checksum, migration.version))
+                cur.execute(migration.sql)  # one simple query, as Prisma's engine sends it
+                cur.execute('UPDATE public."_prisma_migrations" SET finished_at = clock_timestamp(), '
+                            "applied_steps_count = 1 WHERE id = %s", (row_id,))
+            cur.execute("COMMIT")
         return time.monotonic() - started

@@ -272,24 +272,14 @@ class Tool:
 
     def _apply_in_transaction(self, migration, kind, version, description):
         started = time.monotonic()
-        conn = self.session.conn
-        with conn.cursor() as cur:
-            try:
-                self.session.begin_with_timeouts(cur)
-                for statement in migration.statements:
-                    try:
-                        cur.execute(statement.text)
-                    except psycopg2.Error as exc:
-                        exc.pgops_statement = statement
-                        raise
-                self._record(cur, kind, version, description, migration, time.monotonic() - started, True, then="; COMMIT")
-            except BaseException:
-                if not conn.closed:
-                    try:
-                        cur.execute("ROLLBACK")
-                    except psycopg2.Error:
-                        pass
-                raise
+        with self.session.transaction() as cur:
+            for statement in migration.statements:
+                try:
+                    cur.execute(statement.text)
+                except psycopg2.Error as exc:
+                    exc.pgops_statement = statement
+                    raise
+            self._record(cur, kind, version, description, migration, time.monotonic() - started, True, then="; COMMIT")
         return time.monotonic() - started
 
     def _apply_outside_transaction(self, migration, kind, version, description):
