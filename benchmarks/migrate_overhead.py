@@ -53,7 +53,6 @@ HISTORY = "pgops_schema_history"
 STATS_DB = "appdb"  # the harness's database with the pg_stat_statements extension
 
 
-
 def statements(kind, count):
     """[(file name, statement)] of the project."""
     if kind == "create":
