@@ -1,0 +1,81 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Every lint rule, one module each; adding a rule is adding a file and a line here."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+try:
+    from ansible_collections.pgops.runbook.plugins.module_utils.lint.rules import (
+        adding_field_with_default,
+        adding_foreign_key_constraint,
+        adding_not_nullable_field,
+        adding_required_field,
+        adding_serial_primary_key_field,
+        alter_enum_add_value_in_transaction,
+        ban_char_field,
+        ban_concurrent_index_creation_in_transaction,
+        ban_drop_column,
+        ban_drop_database,
+        ban_drop_not_null,
+        ban_drop_table,
+        ban_truncate_cascade,
+        changing_column_type,
+        cluster,
+        constraint_missing_not_valid,
+        delete_without_where,
+        disallowed_unique_constraint,
+        prefer_bigint_over_int,
+        prefer_identity,
+        prefer_text_field,
+        prefer_timestamptz,
+        renaming_column,
+        renaming_table,
+        require_concurrent_index_creation,
+        require_concurrent_index_deletion,
+        require_concurrent_reindex,
+        require_lock_timeout,
+        transaction_nesting,
+        truncate,
+        unchecked_procedural_code,
+        update_without_where,
+        vacuum_full,
+    )
+    RULES = tuple(module.RULE for module in (
+        require_concurrent_index_creation,
+        constraint_missing_not_valid,
+        adding_field_with_default,
+        adding_not_nullable_field,
+        ban_drop_column,
+        require_concurrent_index_deletion,
+        require_concurrent_reindex,
+        adding_foreign_key_constraint,
+        adding_required_field,
+        adding_serial_primary_key_field,
+        disallowed_unique_constraint,
+        changing_column_type,
+        renaming_column,
+        renaming_table,
+        ban_drop_table,
+        ban_drop_database,
+        ban_drop_not_null,
+        ban_truncate_cascade,
+        ban_concurrent_index_creation_in_transaction,
+        transaction_nesting,
+        prefer_bigint_over_int,
+        prefer_identity,
+        prefer_timestamptz,
+        ban_char_field,
+        prefer_text_field,
+        truncate,
+        update_without_where,
+        delete_without_where,
+        vacuum_full,
+        cluster,
+        alter_enum_add_value_in_transaction,
+        unchecked_procedural_code,
+        require_lock_timeout,
+    ))
+except ImportError:  # pglast is missing: the module says so (engine.require_pglast)
+    RULES = ()
