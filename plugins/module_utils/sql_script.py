@@ -354,7 +354,7 @@ def needs_no_transaction(statement_text, server_version_num=None):
     elif first == "reindex":
         options, position = _options(tokens, 1)
         target = words[position]
-        if target in ("database", "system"):
+        if target in ("schema", "database", "system"):
             reason = "REINDEX " + target.upper()
         elif words[position + 1] == "concurrently" or ("concurrently" in options and not _is_false(options["concurrently"])):
             reason = "REINDEX CONCURRENTLY"

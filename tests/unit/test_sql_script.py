@@ -165,6 +165,7 @@ def test_not_transaction_control(text):
     ("REINDEX INDEX CONCURRENTLY i", "REINDEX CONCURRENTLY"),
     ("reindex (verbose) table concurrently t", "REINDEX CONCURRENTLY"),
     ("REINDEX (CONCURRENTLY, TABLESPACE fast) TABLE t", "REINDEX CONCURRENTLY"),
+    ("REINDEX SCHEMA public", "REINDEX SCHEMA"),
     ("REINDEX DATABASE app", "REINDEX DATABASE"),
     ("REINDEX SYSTEM app", "REINDEX SYSTEM"),
     ("VACUUM", "VACUUM"),

@@ -30,7 +30,8 @@ except ImportError:
 from ansible_collections.pgops.runbook.plugins.module_utils.errors import PgopsError
 from ansible_collections.pgops.runbook.plugins.module_utils.lint.rule import ERROR, INFO, SEVERITIES, WARNING, table_name
 from ansible_collections.pgops.runbook.plugins.module_utils.lint.rules.registry import RULES
-from ansible_collections.pgops.runbook.plugins.module_utils.sql_script import describe, header_directives, needs_no_transaction
+from ansible_collections.pgops.runbook.plugins.module_utils.sql_script import SqlScriptError, describe, header_directives, \
+    needs_no_transaction, split_statements
 
 _SUPPRESSION = re.compile(r"--\s*pgops-lint\s*:\s*(ignore-file|ignore)\s+([A-Za-z0-9_, -]+)", re.IGNORECASE)
 DEFAULT_THRESHOLDS = dict(small_table_rows=10000, small_table_bytes=10 * 1024 * 1024, large_table_rows=1000000)
@@ -65,8 +66,20 @@ class LintState:
         self.server_version_num = server_version_num
         self.lock_timeout_set = lock_timeout_set
         self.created_tables = set()
+        self.created_indexes = set()  # index names (and schema.name) created earlier in this source
         self.explicit_transaction = False
         self.transaction_depth = 0
+        self._memory = {}
+
+    def memory(self, rule_name, factory=dict):
+        """A rule's own notes about the statements before this one in this source (made by `factory` on first use)."""
+        if rule_name not in self._memory:
+            self._memory[rule_name] = factory()
+        return self._memory[rule_name]
+
+    def index_created_here(self, name):
+        """Whether the index `name` (schema.name or name) was created earlier in this source."""
+        return bool(name) and (name in self.created_indexes or name.split(".")[-1] in self.created_indexes)
 
 
 def require_pglast():
@@ -96,9 +109,7 @@ def _statements(source):
     try:
         parsed = pglast.parse_sql(source.text)
     except pglast.parser.ParseError as exc:
-        location = getattr(exc, "location", None) or 0
-        offset = len(data[:location].decode("utf-8", "ignore")) if location else 0
-        return [(None, source.text, _line_of(source.text, offset), str(exc.args[0] if exc.args else exc), source.text)]
+        return _statements_one_by_one(source.text, exc)
     out = []
     previous_end = 0
     for raw in parsed:
@@ -111,6 +122,35 @@ def _statements(source):
         offset = len(data[:start].decode("utf-8", "replace")) + len(chunk) - len(body)
         out.append((raw.stmt, body.strip(), _line_of(source.text, offset), None, (lead + chunk)))
         previous_end = end
+    return out
+
+
+def _parse_error(text, exc):
+    """(line within `text`, message) of a pglast ParseError (its location is a byte offset)."""
+    location = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
+    offset = len(text.encode("utf-8")[:location].decode("utf-8", "ignore"))
+    return _line_of(text, offset), str(exc.args[0] if exc.args else exc)
+
+
+def _statements_one_by_one(text, error):
+    """When a source does not parse whole: split it where psql would and parse each statement,
+    so one bad statement is one finding and the others are still judged."""
+    try:
+        pieces = split_statements(text)
+    except SqlScriptError:
+        pieces = []
+    if len(pieces) < 2:
+        line, message = _parse_error(text, error)
+        return [(None, text.strip(), line, message, text)]
+    out = []
+    for piece in pieces:
+        try:
+            parsed = pglast.parse_sql(piece.text)
+        except pglast.parser.ParseError as exc:
+            line, message = _parse_error(piece.text, exc)
+            out.append((None, piece.text.strip(), piece.line + line - 1, message, piece.text))
+            continue
+        out.extend((raw.stmt, piece.text.strip(), piece.line, None, piece.text) for raw in parsed)
     return out
 
 
@@ -177,7 +217,8 @@ def lint(sources, rules, facts=None, thresholds=None, server_version_num=None, l
 
 def _runs_in_transaction(source, entries):
     """Whether a migration runner wraps this file in a transaction: not when it says
-    no-transaction, nor when every statement must run outside one (the migrate module's rule)."""
+    no-transaction, nor when every statement must run outside one (the migrate module's rule, which
+    reads the files before it knows the server: so the server version is not asked here either)."""
     try:
         if "no-transaction" in header_directives(source.text):
             return False
@@ -199,6 +240,10 @@ def _advance(statement, state):
             state.transaction_depth = 0
     elif HAS_PGLAST and isinstance(node, pg_ast.VariableSetStmt) and (node.name or "").lower() == "lock_timeout":
         state.lock_timeout_set = True
+    elif HAS_PGLAST and isinstance(node, pg_ast.IndexStmt) and node.idxname:
+        state.created_indexes.add(node.idxname)
+        if node.relation is not None and node.relation.schemaname:
+            state.created_indexes.add("%s.%s" % (node.relation.schemaname, node.idxname))
     elif HAS_PGLAST and isinstance(node, (pg_ast.CreateStmt, pg_ast.CreateTableAsStmt)):
         relation = node.relation if isinstance(node, pg_ast.CreateStmt) else node.into.rel
         state.created_tables.add(table_name(relation))
@@ -210,7 +255,7 @@ def _judge(rule, hit, statement, state, facts, limits):
     table = hit.table
     if table and (table in state.created_tables or table.split(".")[-1] in state.created_tables):
         return None
-    severity = rule.severity
+    severity = hit.severity or rule.severity
     size = facts(table) if facts and table else None
     if size and rule.size_sensitive:
         if (size["rows"] is not None and size["rows"] < limits["small_table_rows"]) and size["bytes"] < limits["small_table_bytes"]:

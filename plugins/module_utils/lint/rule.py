@@ -24,13 +24,17 @@ ROW_EXCLUSIVE = "ROW EXCLUSIVE"
 
 class Hit:
     """One hazard in one statement: the table it is on (schema.name or name), the lock it takes,
-    and, when the rule's own text does not say enough, a detail sentence."""
+    and, when the rule's own text does not say enough, a detail sentence. `severity`, when
+    given, replaces the rule's own for this hit (the server version can make a hazard worse)."""
 
-    def __init__(self, table=None, lock=None, detail=None, rewrites=False):
+    def __init__(self, table=None, lock=None, detail=None, rewrites=False, severity=None):
+        if severity is not None and severity not in SEVERITIES:
+            raise ValueError("severity must be one of %s" % ", ".join(SEVERITIES))
         self.table = table
         self.lock = lock
         self.detail = detail
         self.rewrites = rewrites  # the whole table is rewritten or scanned under the lock
+        self.severity = severity
 
 
 class Rule:

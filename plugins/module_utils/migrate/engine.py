@@ -91,9 +91,7 @@ def run_migrate(settings, req, check_mode=False, diff=False):
         if req.state == "status":
             result["msg"] = _status_text(result)
             return result
-        if status.conflicts:
-            raise PgopsError("Refusing to migrate: %s" % " ".join(c.message for c in status.conflicts[:5]),
-                             details=dict(conflicts=result["conflicts"], tool=tool.name, current=status.current))
+        _refuse_conflicts(tool, status)
         plan, downgrade = _plan(tool, status, req)
         result["planned"] = [dict(m.describe(), direction="down" if downgrade else "up") for m in plan]
         if req.rehearse:
@@ -138,6 +136,28 @@ def run_migrate(settings, req, check_mode=False, diff=False):
         return result
     finally:
         session.close()
+
+
+def read_plan(settings, req, application_name="pgops.runbook migrate plan"):
+    """(tool name, Status, [Migration] the run would apply, whether they are undos), changing
+    nothing and taking no lock: for readers of the plan such as migration_lint."""
+    session = MigrationSession(settings, req.lock_wait, req.lock_timeout, req.statement_timeout, req.lock_retries,
+                               application_name)
+    try:
+        tool = registry.tool_class(req.tool)(req, session)
+        status = tool.status()
+        _refuse_conflicts(tool, status)
+        plan, downgrade = _plan(tool, status, req)
+        return tool.name, status, plan, downgrade
+    finally:
+        session.close()
+
+
+def _refuse_conflicts(tool, status):
+    if status.conflicts:
+        conflicts = [c.describe() for c in status.conflicts]
+        raise PgopsError("Refusing to migrate: %s" % " ".join(c.message for c in status.conflicts[:5]),
+                         details=dict(conflicts=conflicts, tool=tool.name, current=status.current))
 
 
 def _rehearse(settings, req, plan, result):

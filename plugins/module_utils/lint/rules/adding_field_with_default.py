@@ -1,7 +1,9 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """adding-field-with-default: ADD COLUMN with a volatile default (any default before
-PostgreSQL 11) rewrites the whole table under ACCESS EXCLUSIVE."""
+PostgreSQL 11) rewrites the whole table under ACCESS EXCLUSIVE. A serial or identity column
+is such a column too (every row gets nextval()), and so is a stored generated column; a
+serial with PRIMARY KEY is left to adding-serial-primary-key-field, which says more."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -13,7 +15,8 @@ try:
 except ImportError:  # the module reports the missing library (engine.require_pglast)
     ast = None
 
-from ansible_collections.pgops.runbook.plugins.module_utils.lint.rule import ACCESS_EXCLUSIVE, WARNING, Hit, Rule, table_name
+from ansible_collections.pgops.runbook.plugins.module_utils.lint.rules.adding_serial_primary_key_field import SERIAL_TYPES
+from ansible_collections.pgops.runbook.plugins.module_utils.lint.rule import ACCESS_EXCLUSIVE, WARNING, Hit, Rule, table_name, type_name
 
 # Defaults that are evaluated once, not per row: constants, casts of constants, and these functions.
 STABLE_FUNCTIONS = ("now", "current_timestamp", "current_date", "statement_timestamp", "transaction_timestamp",
@@ -33,6 +36,22 @@ def _volatile(expr):
     return True
 
 
+def _sequence_filled(column):
+    """'serial' / 'identity' when every existing row of the new column gets a nextval() (unless it is the primary key)."""
+    kinds = set(c.contype for c in column.constraints or () if isinstance(c, ast.Constraint))
+    if ConstrType.CONSTR_PRIMARY in kinds:
+        return None
+    if type_name(column.typeName) in SERIAL_TYPES:
+        return "a %s" % type_name(column.typeName)
+    if ConstrType.CONSTR_IDENTITY in kinds:
+        return "an identity column"
+    return None
+
+
+def _generated(column):
+    return any(isinstance(c, ast.Constraint) and c.contype == ConstrType.CONSTR_GENERATED for c in column.constraints or ())
+
+
 def check(statement, state):
     node = statement.node
     if not isinstance(node, ast.AlterTableStmt):
@@ -40,6 +59,14 @@ def check(statement, state):
     for cmd in node.cmds or ():
         if cmd.subtype != AlterTableType.AT_AddColumn or not isinstance(cmd.def_, ast.ColumnDef):
             continue
+        filled = _sequence_filled(cmd.def_)
+        if filled:
+            yield Hit(table_name(node.relation), ACCESS_EXCLUSIVE, rewrites=True,
+                      detail="Column %s is %s: every existing row is given nextval() of its sequence." % (cmd.def_.colname, filled))
+        elif _generated(cmd.def_):
+            yield Hit(table_name(node.relation), ACCESS_EXCLUSIVE, rewrites=True,
+                      detail="Column %s is a stored generated column: it is computed and written for every existing row."
+                      % cmd.def_.colname)
         for constraint in cmd.def_.constraints or ():
             if constraint.contype != ConstrType.CONSTR_DEFAULT:
                 continue

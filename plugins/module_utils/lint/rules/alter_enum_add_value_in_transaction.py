@@ -29,13 +29,7 @@ def check(statement, state):
         detail = "Type %s, value '%s': an INSERT, UPDATE or comparison using it later in this transaction fails with " \
                  "\"unsafe use of new value\"; nothing else is wrong on PostgreSQL 12+%s." % (
                      enum, node.newVal, "" if state.server_version_num is not None else " (before 12 it would fail outright)")
-    # A Rule has one severity, and a Hit cannot carry its own: the engine reads RULE.severity as it judges each hit,
-    # right after the yield, so set it for this hit and put the default (error) back when the engine asks for the next.
-    RULE.severity = ERROR if refused else INFO
-    try:
-        yield Hit(detail=detail)
-    finally:
-        RULE.severity = ERROR
+    yield Hit(detail=detail, severity=ERROR if refused else INFO)
 
 
 RULE = Rule(

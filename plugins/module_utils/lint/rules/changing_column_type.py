@@ -28,8 +28,8 @@ except ImportError:  # the module reports the missing library (engine.require_pg
 
 from ansible_collections.pgops.runbook.plugins.module_utils.lint.rule import ACCESS_EXCLUSIVE, WARNING, Hit, Rule, table_name
 
-# The attribute of the engine's LintState holding {(table, column): type spec} declared in the source.
-STATE_ATTRIBUTE = "pgops_column_types"
+# This rule's memory in the engine's LintState: {(table, column): type spec} declared earlier in the source.
+RULE_NAME = "changing-column-type"
 # How PostgreSQL's internal names read in a message.
 SHOWN = dict(int2="smallint", int4="integer", int8="bigint", float4="real", float8="double precision", bool="boolean",
              bpchar="char")
@@ -149,11 +149,7 @@ def _detail(column, old, new, using):
 
 
 def _remember(state):
-    known = getattr(state, STATE_ATTRIBUTE, None)
-    if known is None:
-        known = {}
-        setattr(state, STATE_ATTRIBUTE, known)
-    return known
+    return state.memory(RULE_NAME)
 
 
 def _keys(relation, column):
@@ -204,7 +200,7 @@ def check(statement, state):
 
 
 RULE = Rule(
-    name="changing-column-type",
+    name=RULE_NAME,
     severity=WARNING,
     why="Changing a column's type rewrites the whole table and rebuilds its indexes while holding ACCESS EXCLUSIVE: "
         "nothing can read or write the table until it is done.",

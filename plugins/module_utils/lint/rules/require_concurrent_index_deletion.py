@@ -2,8 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """require-concurrent-index-deletion: DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE
 on the index's table. One finding per index named; an index created earlier in the same
-source is ignored (the engine only tracks created tables, so this module tracks created
-indexes itself, in an attribute of the engine's per-source state). The finding has no table:
+source is ignored (the engine tracks them). The finding has no table:
 the statement names the index, not its table."""
 
 from __future__ import absolute_import, division, print_function
@@ -18,9 +17,6 @@ except ImportError:  # the module reports the missing library (engine.require_pg
 
 from ansible_collections.pgops.runbook.plugins.module_utils.lint.rule import ACCESS_EXCLUSIVE, WARNING, Hit, Rule
 
-# The attribute of the engine's LintState holding the indexes created so far in the source.
-STATE_ATTRIBUTE = "pgops_created_indexes"
-
 
 def dotted(names):
     """schema.name (or name) of a pglast name list (a tuple of String), without a database part."""
@@ -28,33 +24,12 @@ def dotted(names):
     return ".".join(parts[-2:]) if parts else None
 
 
-def created_indexes(statement, state):
-    """The indexes (schema.name and name) created before this statement in the source; records this
-    statement's CREATE INDEX for the next ones. Idempotent, so several rules may call it."""
-    known = getattr(state, STATE_ATTRIBUTE, None)
-    if known is None:
-        known = set()
-        setattr(state, STATE_ATTRIBUTE, known)
-    before = set(known)
-    node = statement.node
-    if isinstance(node, ast.IndexStmt) and node.idxname:
-        known.add(node.idxname)
-        if node.relation is not None and node.relation.schemaname:
-            known.add("%s.%s" % (node.relation.schemaname, node.idxname))
-    return before
-
-
-def is_created(name, created):
-    return bool(name) and (name in created or name.split(".")[-1] in created)
-
-
 def check(statement, state):
-    created = created_indexes(statement, state)
     node = statement.node
     if isinstance(node, ast.DropStmt) and node.removeType == ObjectType.OBJECT_INDEX and not node.concurrent:
         for names in node.objects or ():
             index = dotted(names)
-            if not is_created(index, created):
+            if not state.index_created_here(index):
                 yield Hit(None, ACCESS_EXCLUSIVE, detail="Index %s." % index)
 
 

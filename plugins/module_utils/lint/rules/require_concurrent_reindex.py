@@ -19,7 +19,6 @@ except ImportError:  # the module reports the missing library (engine.require_pg
 
 from ansible_collections.pgops.runbook.plugins.module_utils.lint.rule import ACCESS_EXCLUSIVE, SHARE, WARNING, Hit, Rule, table_name
 from ansible_collections.pgops.runbook.plugins.module_utils.lint.rules.ban_concurrent_index_creation_in_transaction import option_enabled
-from ansible_collections.pgops.runbook.plugins.module_utils.lint.rules.require_concurrent_index_deletion import created_indexes, is_created
 
 OLD_SERVER = " PostgreSQL before 12 has no REINDEX CONCURRENTLY: CREATE INDEX CONCURRENTLY a copy, then DROP INDEX CONCURRENTLY the old one."
 
@@ -38,13 +37,12 @@ def _what(node):
 
 
 def check(statement, state):
-    created = created_indexes(statement, state)
     node = statement.node
     if not isinstance(node, ast.ReindexStmt):
         return
     if any(o.defname.lower() == "concurrently" and option_enabled(o) for o in node.params or () if getattr(o, "defname", None)):
         return
-    if node.kind == ReindexObjectType.REINDEX_OBJECT_INDEX and is_created(table_name(node.relation), created):
+    if node.kind == ReindexObjectType.REINDEX_OBJECT_INDEX and state.index_created_here(table_name(node.relation)):
         return
     table, lock, detail = _what(node)
     if state.server_version_num is not None and state.server_version_num < 120000:
