@@ -50,13 +50,18 @@ class Source:
 class LintStatement:
     """One parsed statement and where it is."""
 
-    def __init__(self, source, node, text, line, index, in_transaction):
+    def __init__(self, source, node, text, line, index, in_transaction, nodes=()):
         self.source = source
         self.node = node
         self.text = text
         self.line = line
         self.index = index
         self.in_transaction = in_transaction
+        self._nodes = nodes  # every statement's node in the source (None where one did not parse)
+
+    def following(self):
+        """The parsed statements after this one in the same source (a rule whose fix is a later statement looks here)."""
+        return [node for node in self._nodes[self.index + 1:] if node is not None]
 
 
 class LintState:
@@ -65,7 +70,7 @@ class LintState:
     def __init__(self, server_version_num, lock_timeout_set):
         self.server_version_num = server_version_num
         self.lock_timeout_set = lock_timeout_set
-        self.created_tables = set()
+        self.created_tables = set()  # schema.name as written, or name when unqualified: use note_created_table
         self.created_indexes = set()  # index names (and schema.name) created earlier in this source
         self.explicit_transaction = False
         self.transaction_depth = 0
@@ -76,6 +81,22 @@ class LintState:
         if rule_name not in self._memory:
             self._memory[rule_name] = factory()
         return self._memory[rule_name]
+
+    def note_created_table(self, name):
+        """Record a table (schema.name or name, as written) created or renamed into place in this source."""
+        self.created_tables.add(name)
+
+    def table_created_here(self, name):
+        """Whether the table `name` (schema.name or name, as written) was created earlier in this source. An unqualified
+        name matches a table of that name created in any schema; public.t also matches a table created as plain t."""
+        if not name:
+            return False
+        if name in self.created_tables:
+            return True
+        if "." in name:
+            schema, bare = name.rsplit(".", 1)
+            return schema == "public" and bare in self.created_tables
+        return any(created.rsplit(".", 1)[-1] == name for created in self.created_tables)
 
     def index_created_here(self, name):
         """Whether the index `name` (schema.name or name) was created earlier in this source."""
@@ -179,6 +200,7 @@ def lint(sources, rules, facts=None, thresholds=None, server_version_num=None, l
                 for name in names:
                     file_suppressed[name] = dict(line=line, used=False)
         entries = _statements(source)
+        nodes = tuple(entry[0] for entry in entries)
         wrapped = source.wrapped and _runs_in_transaction(source, entries)
         for index, (node, text, line, error, annotated) in enumerate(entries):
             count += 1
@@ -186,7 +208,7 @@ def lint(sources, rules, facts=None, thresholds=None, server_version_num=None, l
                 findings.append(_finding("syntax-error", ERROR, source, line, text, why="the statement does not parse: %s" % error,
                                          fix="fix the SQL; nothing else in this file was inspected"))
                 continue
-            statement = LintStatement(source, node, text, line, index, wrapped or state.explicit_transaction)
+            statement = LintStatement(source, node, text, line, index, wrapped or state.explicit_transaction, nodes)
             suppressed = dict((name, dict(line=line, used=False)) for kind, names, dummy in _suppressions(annotated)
                               if kind == "ignore" for name in names)
             for rule in rules:
@@ -246,14 +268,13 @@ def _advance(statement, state):
             state.created_indexes.add("%s.%s" % (node.relation.schemaname, node.idxname))
     elif HAS_PGLAST and isinstance(node, (pg_ast.CreateStmt, pg_ast.CreateTableAsStmt)):
         relation = node.relation if isinstance(node, pg_ast.CreateStmt) else node.into.rel
-        state.created_tables.add(table_name(relation))
-        state.created_tables.add(relation.relname)
+        state.note_created_table(table_name(relation))
 
 
 def _judge(rule, hit, statement, state, facts, limits):
     """The finding for a hit, or None when it does not apply (a table this migration created)."""
     table = hit.table
-    if table and (table in state.created_tables or table.split(".")[-1] in state.created_tables):
+    if state.table_created_here(table):
         return None
     severity = hit.severity or rule.severity
     size = facts(table) if facts and table else None

@@ -40,7 +40,7 @@ def reported_table(relation, state):
     """The table to report. The engine drops hits on a table created earlier in the migration (no lock
     hazard there), but a column type is as wrong on a new table: such a hit names no table (the detail does)."""
     name = table_name(relation)
-    return None if name in state.created_tables or relation.relname in state.created_tables else name
+    return None if state.table_created_here(name) else name
 
 
 def _narrow(type_node):
