@@ -3,7 +3,7 @@
 #   make venv             .venv with requirements-dev.txt (+ tests/quality/requirements.txt)
 #   make collection-path  .build/collections/ansible_collections/pgops/runbook -> this tree
 #   make unit             pytest tests/unit
-#   make integration      pytest tests/integration (throw-away PostgreSQL servers)
+#   make integration      pytest tests/integration in 2 processes (throw-away PostgreSQL servers)
 #   make lint             ansible-lint, production profile, offline
 #   make sanity           ansible-test sanity on the current working tree
 #   make docs             ansible-doc for every module + antsibull-docs lint
@@ -41,6 +41,7 @@ TOOL_HOME := $(ROOT)/.build/home
 
 # Extra arguments: make unit PYTEST_ARGS='-k health -x'; make sanity SANITY_ARGS='--test pylint'
 PYTEST_ARGS ?=
+INTEGRATION_WORKERS ?= 2
 SANITY_ARGS ?=
 SANITY_PYTHON ?= 3.11
 export VENV SANITY_ARGS SANITY_PYTHON
@@ -78,9 +79,12 @@ collection-path:
 unit: venv collection-path
 	@$(ROOT)/tests/quality/pytest.sh tests/unit $(PYTEST_ARGS)
 
+## integration: pytest-xdist, INTEGRATION_WORKERS processes (each with its own PostgreSQL
+## cluster and moto server); a file's tests stay in one process, so module fixtures are made once.
+## INTEGRATION_WORKERS=0 runs the suite in this one process.
 integration: venv collection-path
 	@$(ROOT)/tests/quality/system-packages.sh
-	@$(ROOT)/tests/quality/pytest.sh tests/integration $(PYTEST_ARGS)
+	@$(ROOT)/tests/quality/pytest.sh tests/integration -n $(INTEGRATION_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: venv collection-path
 	@mkdir -p $(TOOL_HOME)

@@ -17,7 +17,8 @@ ensure_collection_path()
 
 @pytest.fixture(scope="session")
 def cluster():
-    """A running primary (SSL, scram, pg_stat_statements, archiving) and standby."""
+    """A running primary (SSL, scram, pg_stat_statements, archiving) and standby, one per
+    test process (pytest-xdist worker). PGOPS_TEST_LOGS=DIR keeps the servers' logs there."""
     from tests.harness.cluster import Cluster
     cl = Cluster()
     try:
@@ -25,7 +26,7 @@ def cluster():
         cl.start_standby()
         yield cl
     finally:
-        cl.stop()
+        cl.stop(keep_logs=os.environ.get("PGOPS_TEST_LOGS"))
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +42,21 @@ def connection_vars(pg, user="pgops_admin", db="appdb", port=None, **extra):
                 login_db=db, ssl_mode="verify-full", ca_cert=pg["ca_cert"])
     opts.update(extra)
     return opts
+
+
+@pytest.fixture
+def database(cluster, request):
+    """An empty database owned by pgops_app, named after the test (file and name), dropped after it."""
+    from tests.harness.migrations import fresh_database
+    with fresh_database(cluster, request) as name:
+        yield name
+
+
+@pytest.fixture
+def project(tmp_path, request):
+    """A copy of the test module's migration project (the directory its FIXTURE names), which the test may edit."""
+    from tests.harness.migrations import copy_project
+    return copy_project(request.module.FIXTURE, tmp_path)
 
 
 @pytest.fixture

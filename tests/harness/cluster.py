@@ -11,9 +11,11 @@ Command line (used by `make demo` and benchmarks):
     python tests/harness/cluster.py stop DIR
 """
 
+import contextlib
 import json
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import sys
@@ -25,14 +27,21 @@ try:
 except ImportError:  # imported from tests/harness directly (benchmarks) or run as a script
     from network import free_port
 
-SUPERUSER_PASSWORD = "harness-super-Secr3t!"
-ROLE_PASSWORDS = {
-    "pgops_admin": "adm1n-Pa55word-xyz",
-    "pgops_monitor": "m0nitor-Pa55word-xyz",
-    "pgops_app": "app-Pa55word-xyz",
-    "pgops_ssl_only": "ssl0nly-Pa55word-xyz",
-    "replicator": "repl-Pa55word-xyz",
+# The login roles, with how their passwords start.
+ROLE_PASSWORD_PREFIXES = {
+    "pgops_admin": "adm1n-Pa55word-",
+    "pgops_monitor": "m0nitor-Pa55word-",
+    "pgops_app": "app-Pa55word-",
+    "pgops_ssl_only": "ssl0nly-Pa55word-",
+    "replicator": "repl-Pa55word-",
 }
+
+
+def _passwords():
+    """(superuser password, {role: password}), new for each cluster: two test processes running
+    at once (pytest-xdist) each have their own, so a secret one finds in `ps` is its own."""
+    return ("harness-super-Secr3t!" + secrets.token_hex(6),
+            {role: prefix + secrets.token_hex(6) for role, prefix in ROLE_PASSWORD_PREFIXES.items()})
 
 
 def pg_bindir():
@@ -143,6 +152,7 @@ class Cluster:
         self.cert_dir = os.path.join(self.base_dir, "certs")
         self.primary = PostgresServer(self.base_dir, "primary", free_port())
         self.standby = None
+        self.superuser_password, self.role_passwords = _passwords()
 
     @property
     def ca_cert(self):
@@ -161,7 +171,7 @@ class Cluster:
         make_certificates(self.cert_dir)
         pwfile = os.path.join(self.base_dir, "pwfile")
         with open(pwfile, "w") as handle:
-            handle.write(SUPERUSER_PASSWORD + "\n")
+            handle.write(self.superuser_password + "\n")
         _chown_tree(self.base_dir)
         run_as_server_user([os.path.join(pg_bindir(), "initdb"), "-D", self.primary.data_dir,
                             "-U", "postgres", "--pwfile", pwfile, "-E", "UTF8", "--locale", "C.UTF-8",
@@ -215,7 +225,7 @@ class Cluster:
         conn = self.primary.connect()
         with conn.cursor() as cur:
             for role, attrs in grants.items():
-                cur.execute("CREATE ROLE %s LOGIN %s PASSWORD %%s" % (role, attrs), (ROLE_PASSWORDS[role],))
+                cur.execute("CREATE ROLE %s LOGIN %s PASSWORD %%s" % (role, attrs), (self.role_passwords[role],))
             cur.execute("GRANT pg_monitor TO pgops_monitor")
             cur.execute("CREATE DATABASE appdb OWNER pgops_app")
         conn.close()
@@ -226,7 +236,7 @@ class Cluster:
         self.standby = PostgresServer(self.base_dir, "standby", free_port())
         passfile = os.path.join(self.base_dir, "standby.pgpass")
         with open(passfile, "w") as handle:
-            handle.write("*:*:*:replicator:%s\n" % ROLE_PASSWORDS["replicator"])
+            handle.write("*:*:*:replicator:%s\n" % self.role_passwords["replicator"])
         os.chmod(passfile, 0o600)
         _chown_tree(self.base_dir)
         run_as_server_user(["env", "PGPASSFILE=" + passfile,
@@ -249,6 +259,39 @@ class Cluster:
             time.sleep(0.2)
         raise RuntimeError("the standby did not start streaming within 30 s")
 
+    @contextlib.contextmanager
+    def tablespace_directory(self, size):
+        """A directory for a test's tablespace on a tmpfs of `size` (e.g. "6m"), owned by the
+        server user; the block must drop the tablespace. The standby runs on this machine, so
+        it would replay the tablespace into this same directory, writing the primary's files
+        (and die of the full disk a test makes): its replay is paused while the block runs,
+        then resumed into an empty directory at the same place, removed once it caught up."""
+        location = tempfile.mkdtemp(prefix="pgops-ts-")  # in /tmp, where the postgres user can reach it
+        paused = self.standby is not None and self.standby.is_running()
+        if paused:
+            self.standby.execute("SELECT pg_wal_replay_pause()")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0755" % size, "tmpfs", location], check=True)
+        try:
+            os.chown(location, *_owner_ids())
+            yield location
+        finally:
+            subprocess.run(["umount", location], check=True)
+            os.chown(location, *_owner_ids())
+            if paused:
+                self.standby.execute("SELECT pg_wal_replay_resume()")
+                self.wait_for_standby_replay()
+            shutil.rmtree(location, ignore_errors=True)
+
+    def wait_for_standby_replay(self, timeout=60):
+        """Wait until the standby has replayed everything the primary has written so far."""
+        target = self.primary.execute("SELECT pg_current_wal_lsn()")[0][0]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.standby.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,))[0][0]:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the standby did not replay up to %s within %d s" % (target, timeout))
+
     def describe(self):
         """Connection facts for tests and the demo (passwords of test roles only)."""
         info = {
@@ -257,17 +300,25 @@ class Cluster:
             "port": self.primary.port,
             "socket_dir": self.primary.socket_dir,
             "ca_cert": self.ca_cert,
-            "superuser_password": SUPERUSER_PASSWORD,
-            "passwords": ROLE_PASSWORDS,
+            "superuser_password": self.superuser_password,
+            "passwords": dict(self.role_passwords),
         }
         if self.standby:
             info["standby_port"] = self.standby.port
         return info
 
-    def stop(self):
+    def stop(self, keep_logs=None):
+        """Stop both servers and remove everything; with `keep_logs` (a directory), copy the
+        servers' logs there first, named <keep_logs>/<base_dir name>-<server>.log."""
         for server in (self.standby, self.primary):
             if server and os.path.isdir(server.data_dir) and server.is_running():
                 server.stop("immediate")
+        if keep_logs:
+            os.makedirs(keep_logs, exist_ok=True)
+            for server in (self.standby, self.primary):
+                if server and os.path.exists(server.log_file):
+                    shutil.copyfile(server.log_file, os.path.join(
+                        keep_logs, "%s-%s.log" % (os.path.basename(self.base_dir), server.name)))
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
 

@@ -13,9 +13,10 @@ def ensure_collection_path():
     link = os.path.join(parent, "runbook")
     os.makedirs(parent, exist_ok=True)
     if os.path.realpath(link) != ROOT:
-        if os.path.islink(link):
-            os.unlink(link)
-        os.symlink(ROOT, link)
+        # Made beside it and renamed over it: two test processes starting at once both succeed.
+        staged = "%s.%d.tmp" % (link, os.getpid())
+        os.symlink(ROOT, staged)
+        os.replace(staged, link)
     if COLLECTIONS_PATH not in sys.path:
         sys.path.insert(0, COLLECTIONS_PATH)
     return COLLECTIONS_PATH

@@ -8,17 +8,46 @@ import threading
 import time
 
 
+def _parents():
+    """{pid: parent pid} of every process now."""
+    parents = {}
+    for path in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(path) as handle:
+                parents[int(path.split("/")[2])] = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            pass  # it exited meanwhile
+    return parents
+
+
+def descendants(ancestor, parents=None):
+    """The pids of every process now running below `ancestor`."""
+    children = {}
+    for pid, parent in (parents or _parents()).items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = set(), list(children.get(ancestor, ()))
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, ()))
+    return found
+
+
 @contextlib.contextmanager
-def command_lines_seen():
-    """Collect every process's command line (bytes, NUL-separated) while the block runs:
-    the set it yields is what anyone on the machine could read in `ps`."""
+def command_lines_seen(ancestor=None):
+    """Collect the command line (bytes, NUL-separated) of every process started below
+    `ancestor` (default: this process) while the block runs: what anyone on the machine
+    could read in `ps` of what this test ran. Processes of other work on the machine,
+    such as another pytest-xdist worker's, are not counted either way."""
+    ancestor = ancestor or os.getpid()
     seen, stop = set(), threading.Event()
 
     def scan():
         while not stop.is_set():
-            for path in glob.glob("/proc/[0-9]*/cmdline"):
+            for pid in descendants(ancestor):
                 try:
-                    with open(path, "rb") as handle:
+                    with open("/proc/%d/cmdline" % pid, "rb") as handle:
                         seen.add(handle.read())
                 except OSError:
                     pass

@@ -5,23 +5,21 @@ blocked behind a long transaction, conflicts (several heads, a revision the proj
 longer has), bad input, and no credential on a command line or in the output."""
 
 import os
-import shutil
 import sys
-import threading
 import time
 from urllib.parse import quote
 
-import psycopg2
 import pytest
 
-from tests.conftest import ROOT, connection_vars
+from tests.conftest import ROOT
+from tests.harness import migrations
 from tests.harness.migration_tools import alembic_python
-from tests.harness.playbook import run_play
+from tests.harness.migrations import LockHolder, Reads, at_once, fingerprint, history_rows, tables
 from tests.harness.processes import command_lines_seen
 
 pytestmark = pytest.mark.integration
 
-FIXTURE = os.path.join(ROOT, "tests", "fixtures", "migrations", "alembic")
+FIXTURE = os.path.join(ROOT, "tests", "fixtures", "migrations", "alembic")  # the `project` fixture copies it
 TABLES = ["appointments", "patients", "plans", "providers", "subscriptions", "users"]
 
 REVISION = '''"""{doc}"""
@@ -50,52 +48,22 @@ def python():
     return alembic_python()
 
 
-@pytest.fixture
-def project(tmp_path):
-    """A copy of the Alembic fixture project the test may edit."""
-    target = tmp_path / "project"
-    shutil.copytree(FIXTURE, str(target), ignore=shutil.ignore_patterns("__pycache__"))
-    return target
-
-
 def add_revision(project, revision, down, upgrade, downgrade="    pass", doc="a test revision", name=None):
     path = project / "migrations" / "versions" / ("%s.py" % (name or revision))
     path.write_text(REVISION.format(doc=doc, revision=revision, down=down, upgrade=upgrade, downgrade=downgrade))
     return path
 
 
-@pytest.fixture
-def database(cluster, request):
-    name = "mal_" + request.node.name.lower().replace("[", "_").replace("]", "").replace("-", "_")[:40]
-    cluster.primary.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
-    cluster.primary.execute("CREATE DATABASE %s OWNER pgops_app" % name)
-    return name
-
-
-def migrate(pg, db, python, check=False, diff=False, verbosity=0, name="migrate", **options):
+def migrate(pg, db, python, **options):
+    """The migrate module run with the application's Python (unless the test names another executable)."""
     options.setdefault("executable", python)
-    run = run_play([{"name": name, "pgops.runbook.migrate": dict(connection_vars(pg, user="pgops_app", db=db), **options)}],
-                   check=check, diff=diff, verbosity=verbosity)
-    return run.result(name), run
-
-
-def tables(cluster, db):
-    rows = cluster.primary.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                                   "AND tablename <> 'alembic_version' ORDER BY 1", dbname=db) or []
-    return [r[0] for r in rows]
+    return migrations.migrate(pg, db, **options)
 
 
 def recorded(cluster, db):
     """What alembic_version holds (None: no such table)."""
-    exists = cluster.primary.execute("SELECT to_regclass('public.alembic_version') IS NOT NULL", dbname=db)[0][0]
-    if not exists:
-        return None
-    return sorted(r[0] for r in cluster.primary.execute("SELECT version_num FROM alembic_version", dbname=db) or [])
-
-
-def fingerprint(pg, db):
-    run = run_play([{"name": "snap", "pgops.runbook.db_snapshot": connection_vars(pg, db=db)}])
-    return run.result("snap")["snapshot"]["fingerprint"]
+    rows = history_rows(cluster, db, "alembic_version", "version_num", "version_num")
+    return None if rows is None else sorted(r[0] for r in rows)
 
 
 def test_plan_apply_status_without_credentials_on_command_lines(cluster, pg, python, project, database):
@@ -179,45 +147,20 @@ def test_a_revision_failing_half_way_leaves_the_schema_as_it_was(cluster, pg, py
 
 
 def test_two_runs_at_once_apply_each_revision_once(cluster, pg, python, project, database):
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(migrate(pg, database, python, project_dir=str(project))[0]))
-               for dummy in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    runs = at_once(lambda: migrate(pg, database, python, project_dir=str(project)),
+                   lambda: migrate(pg, database, python, project_dir=str(project)))
+    results = [result for result, dummy in runs]
     assert all(not r["failed"] for r in results), [r.get("msg") for r in results]
     assert sorted(len(r["applied"]) for r in results) == [0, 4]
     assert recorded(cluster, database) == ["0004"] and tables(cluster, database) == TABLES
 
 
 def test_second_run_gives_up_after_lock_wait(cluster, pg, python, project, database):
-    holder = cluster.primary.connect(dbname=database)
-    try:
-        with holder.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s::int, hashtext(%s))", (0x70676F6D, "alembic|" + database))
+    lock = "SELECT pg_advisory_lock(%s::int, hashtext(%s))"
+    with LockHolder.advisory(pg, database, lock, (0x70676F6D, "alembic|" + database)):
         result, dummy = migrate(pg, database, python, project_dir=str(project), lock_wait="1s")
-        assert result["failed"] and "Another migration of" in result["msg"] and "lock_wait" in result["msg"]
-        assert tables(cluster, database) == [] and recorded(cluster, database) is None
-    finally:
-        holder.close()
-
-
-def blocker(pg, db, seconds):
-    """A long transaction holding a lock on `patients` for `seconds`, as an application might."""
-    conn = psycopg2.connect(host=pg["host"], port=pg["port"], user="pgops_app", dbname=db,
-                            password=pg["passwords"]["pgops_app"], sslmode="require")
-    cur = conn.cursor()
-    cur.execute("BEGIN; SELECT count(*) FROM patients")
-
-    def release():
-        time.sleep(seconds)
-        conn.rollback()
-        conn.close()
-
-    thread = threading.Thread(target=release)
-    thread.start()
-    return thread
+    assert result["failed"] and "Another migration of" in result["msg"] and "lock_wait" in result["msg"]
+    assert tables(cluster, database) == [] and recorded(cluster, database) is None
 
 
 def alter_patients_project(pg, database, python, project):
@@ -231,10 +174,9 @@ def alter_patients_project(pg, database, python, project):
 
 def test_revision_behind_a_long_transaction_retries_then_succeeds(cluster, pg, python, project, database):
     alter_patients_project(pg, database, python, project)
-    release = blocker(pg, database, 2.5)
-    started = time.monotonic()
-    result, dummy = migrate(pg, database, python, project_dir=str(project), lock_timeout="500ms", lock_retries=8)
-    release.join()
+    with LockHolder.table(pg, database, "patients", seconds=2.5, waited=1.0):  # a long transaction, as an application's
+        started = time.monotonic()
+        result, dummy = migrate(pg, database, python, project_dir=str(project), lock_timeout="500ms", lock_retries=8)
     assert not result["failed"], result.get("msg")
     assert result["final"] == "0003" and result["retries"] and result["retries"][0]["migration"] == "0003_allergies.py"
     assert time.monotonic() - started >= 2.0
@@ -244,32 +186,16 @@ def test_revision_behind_a_long_transaction_retries_then_succeeds(cluster, pg, p
 
 def test_revision_behind_a_long_transaction_fails_cleanly_without_stalling_traffic(cluster, pg, python, project, database):
     alter_patients_project(pg, database, python, project)
-    release = blocker(pg, database, 6)
-    stalls = []
-
-    def traffic():
-        # Another application's reads while the revision waits: none may wait longer than lock_timeout.
-        conn = cluster.primary.connect(dbname=database)
-        end = time.monotonic() + 4
-        with conn.cursor() as cur:
-            while time.monotonic() < end:
-                t0 = time.monotonic()
-                cur.execute("SELECT count(*) FROM patients")
-                stalls.append(time.monotonic() - t0)
-                time.sleep(0.05)
-        conn.close()
-
-    reader = threading.Thread(target=traffic)
-    reader.start()
-    result, dummy = migrate(pg, database, python, project_dir=str(project), lock_timeout="500ms", lock_retries=1)
-    reader.join()
-    release.join()
+    # Another application's reads while the revision waits: none may wait longer than lock_timeout.
+    with LockHolder.table(pg, database, "patients"), \
+            Reads(cluster, database, "SELECT count(*) FROM patients", at_least=4) as reads:
+        result, dummy = migrate(pg, database, python, project_dir=str(project), lock_timeout="500ms", lock_retries=1)
     assert result["failed"] and result["msg"].startswith("Migration 0003 (0003_allergies.py) failed: "), result["msg"]
     assert "canceling statement due to lock timeout" in result["msg"]
     assert "it waited lock_timeout 0.5s for a lock another session holds, 2 times" in result["msg"]
     assert "The database is at version 0002" in result["msg"]
     assert len(result["retries"]) == 1
-    assert max(stalls) < 0.5 + 0.5, max(stalls)
+    assert max(reads.waits) < 0.5 + 0.5, max(reads.waits)
     assert recorded(cluster, database) == ["0002"]
 
 

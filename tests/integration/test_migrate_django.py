@@ -6,22 +6,19 @@ transaction, conflicting leaves and missing migrations, bad input, and no secret
 command line or in -vvv output."""
 
 import os
-import shutil
 import textwrap
-import threading
 import time
 
-import psycopg2
 import pytest
 
-from tests.conftest import ROOT, connection_vars
+from tests.conftest import ROOT
 from tests.harness.migration_tools import django_python
-from tests.harness.playbook import run_play
+from tests.harness.migrations import LockHolder, Reads, at_once, fingerprint, history_rows, migrate, tables
 from tests.harness.processes import command_lines_seen
 
 pytestmark = pytest.mark.integration
 
-FIXTURE = os.path.join(ROOT, "tests", "fixtures", "migrations", "django")
+FIXTURE = os.path.join(ROOT, "tests", "fixtures", "migrations", "django")  # the `project` fixture copies it
 TABLES = ["appointments", "patients", "plans", "providers", "subscriptions", "users"]
 V1, V2, V3, V4 = ("clinic.0001_users_and_plans", "clinic.0002_providers_and_patients", "clinic.0003_appointments",
                   "clinic.0004_subscriptions")
@@ -33,46 +30,10 @@ def python():
     return django_python()
 
 
-@pytest.fixture
-def project(tmp_path):
-    """A copy of the Django fixture project the test may edit."""
-    target = tmp_path / "project"
-    shutil.copytree(FIXTURE, str(target), ignore=shutil.ignore_patterns("__pycache__"))
-    return target
-
-
-@pytest.fixture
-def database(cluster, request):
-    name = "mdj_" + request.node.name.lower().replace("[", "_").replace("]", "").replace("-", "_")[:40]
-    cluster.primary.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
-    cluster.primary.execute("CREATE DATABASE %s OWNER pgops_app" % name)
-    return name
-
-
-def migrate(pg, db, check=False, diff=False, name="migrate", verbosity=0, **options):
-    run = run_play([{"name": name, "pgops.runbook.migrate": dict(connection_vars(pg, user="pgops_app", db=db), **options)}],
-                   check=check, diff=diff, verbosity=verbosity)
-    return run.result(name), run
-
-
-def tables(cluster, db):
-    rows = cluster.primary.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                                   "AND tablename <> 'django_migrations' ORDER BY 1", dbname=db) or []
-    return [r[0] for r in rows]
-
-
 def recorded(cluster, db):
     """django_migrations as app.name, in the order applied ([] before the table exists)."""
-    exists = cluster.primary.execute("SELECT to_regclass('django_migrations') IS NOT NULL", dbname=db)[0][0]
-    if not exists:
-        return []
-    rows = cluster.primary.execute("SELECT app || '.' || name FROM django_migrations ORDER BY id", dbname=db) or []
-    return [r[0] for r in rows]
-
-
-def fingerprint(pg, db):
-    run = run_play([{"name": "snap", "pgops.runbook.db_snapshot": connection_vars(pg, db=db)}])
-    return run.result("snap")["snapshot"]["fingerprint"]
+    rows = history_rows(cluster, db, "django_migrations", "app || '.' || name", "id")
+    return [r[0] for r in rows or []]
 
 
 def write_migration(project, app, name, depends_on, sql, reverse_sql="SELECT 1"):
@@ -183,33 +144,12 @@ def test_a_migration_failing_half_way_leaves_the_schema_as_it_was(cluster, pg, p
 
 
 def test_two_runs_at_once_apply_each_migration_once(cluster, pg, python, project, database):
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(
-        migrate(pg, database, project_dir=str(project), executable=python)[0])) for dummy in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    runs = at_once(lambda: migrate(pg, database, project_dir=str(project), executable=python),
+                   lambda: migrate(pg, database, project_dir=str(project), executable=python))
+    results = [result for result, dummy in runs]
     assert all(not r["failed"] for r in results), [r.get("msg") for r in results]
     assert sorted(len(r["applied"]) for r in results) == [0, 4]
     assert recorded(cluster, database) == [V1, V2, V3, V4]
-
-
-def blocker(pg, db, seconds):
-    """A long transaction holding a lock on `patients` for `seconds`, as an application might."""
-    conn = psycopg2.connect(host=pg["host"], port=pg["port"], user="pgops_app", dbname=db,
-                            password=pg["passwords"]["pgops_app"], sslmode="require")
-    cur = conn.cursor()
-    cur.execute("BEGIN; SELECT count(*) FROM patients")
-
-    def release():
-        time.sleep(seconds)
-        conn.rollback()
-        conn.close()
-
-    thread = threading.Thread(target=release)
-    thread.start()
-    return thread
 
 
 def alter_patients(project):
@@ -223,10 +163,10 @@ def alter_patients(project):
 def test_migration_behind_a_long_transaction_retries_then_succeeds(cluster, pg, python, project, database):
     migrate(pg, database, project_dir=str(project), executable=python, state="target", target=V2)
     alter_patients(project)
-    release = blocker(pg, database, 3)
-    started = time.monotonic()
-    result, dummy = migrate(pg, database, project_dir=str(project), executable=python, lock_timeout="500ms", lock_retries=8)
-    release.join()
+    with LockHolder.table(pg, database, "patients", seconds=3, waited=1.0):  # a long transaction, as an application's
+        started = time.monotonic()
+        result, dummy = migrate(pg, database, project_dir=str(project), executable=python, lock_timeout="500ms",
+                                lock_retries=8)
     assert not result["failed"], result.get("msg")
     assert result["retries"] and result["retries"][0]["migration"] == "clinic.0003_allergies"
     assert time.monotonic() - started >= 2.5
@@ -244,36 +184,17 @@ def test_migration_behind_a_long_transaction_fails_cleanly_without_stalling_traf
     assert '"OPTIONS": dict(parse_qsl(parts.query)),' in text
     settings.write_text(text.replace('"OPTIONS": dict(parse_qsl(parts.query)),',
                                      '"OPTIONS": dict(kv for kv in parse_qsl(parts.query) if kv[0] != "options"),'))
-    release = blocker(pg, database, 8)
-    stalls = []
-    done = threading.Event()
-
-    def traffic():
-        # Another application's reads while the migration waits: none may wait longer than lock_timeout.
-        conn = cluster.primary.connect(dbname=database)
-        with conn.cursor() as cur:
-            while not done.is_set():
-                t0 = time.monotonic()
-                cur.execute("SELECT count(*) FROM patients")
-                stalls.append(time.monotonic() - t0)
-                time.sleep(0.05)
-        conn.close()
-
-    reader = threading.Thread(target=traffic)
-    reader.start()
-    try:
+    # Another application's reads while the migration waits: none may wait longer than lock_timeout.
+    with LockHolder.table(pg, database, "patients"), \
+            Reads(cluster, database, "SELECT count(*) FROM patients") as reads:
         result, dummy = migrate(pg, database, project_dir=str(project), executable=python, lock_timeout="500ms",
                                 lock_retries=1)
-    finally:
-        done.set()
-        reader.join()
-    release.join()
     assert result["failed"], result
     assert "canceling statement due to lock timeout" in result["msg"], result["msg"]
     assert "it waited lock_timeout 0.5s for a lock another session holds, 2 times" in result["msg"]
     assert "The database is at version %s" % V2 in result["msg"]
     assert len(result["retries"]) == 1
-    assert len(stalls) > 20 and max(stalls) < 0.5 + 0.5, (len(stalls), max(stalls))
+    assert len(reads.waits) > 20 and max(reads.waits) < 0.5 + 0.5, (len(reads.waits), max(reads.waits))
     assert recorded(cluster, database) == [V1, V2]
 
 

@@ -3,39 +3,21 @@
 path, each accepting what the other did; Prisma's lock; faults made real."""
 
 import os
-import re
-import shutil
 import subprocess
-import threading
 import time
 
 import pytest
 
-from tests.conftest import ROOT, connection_vars
+from tests.conftest import ROOT
 from tests.harness.migration_tools import prisma_cli, prisma_environment, prisma_install
-from tests.harness.playbook import run_play
+from tests.harness.migrations import LockHolder, at_once, fingerprint, history_rows, migrate
 from tests.harness.processes import command_lines_seen
 
 pytestmark = pytest.mark.integration
 
-FIXTURE = os.path.join(ROOT, "tests", "fixtures", "migrations", "prisma")
+FIXTURE = os.path.join(ROOT, "tests", "fixtures", "migrations", "prisma")  # the `project` fixture copies it
 NAMES = ["20260101000100_users_and_plans", "20260101000200_providers_and_patients", "20260101000300_appointments",
          "20260101000400_subscriptions"]
-
-
-@pytest.fixture
-def project(tmp_path):
-    target = tmp_path / "project"
-    shutil.copytree(FIXTURE, str(target))
-    return target
-
-
-@pytest.fixture
-def database(cluster, request):
-    name = "prisma_" + re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40]
-    cluster.primary.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
-    cluster.primary.execute("CREATE DATABASE %s OWNER pgops_app" % name)
-    return name
 
 
 def url(pg, db):
@@ -50,12 +32,6 @@ def cli_options():
     return dict(executable=os.path.join(prisma_install(), "node_modules", ".bin", "prisma"), environment=environment)
 
 
-def migrate(pg, db, check=False, diff=False, verbosity=0, user="pgops_app", **options):
-    run = run_play([{"name": "migrate", "pgops.runbook.migrate": dict(connection_vars(pg, user=user, db=db), **options)}],
-                   check=check, diff=diff, verbosity=verbosity)
-    return run.result("migrate"), run
-
-
 def cli(pg, db, project, *args):
     """The real Prisma CLI, run by hand as a developer would."""
     return subprocess.run(prisma_cli() + list(args), cwd=str(project), env=prisma_environment(url(pg, db)),
@@ -63,12 +39,8 @@ def cli(pg, db, project, *args):
 
 
 def rows(cluster, db):
-    return cluster.primary.execute('SELECT migration_name, finished_at IS NOT NULL, rolled_back_at IS NOT NULL '
-                                   'FROM "_prisma_migrations" ORDER BY started_at, migration_name', dbname=db)
-
-
-def fingerprint(pg, db):
-    return run_play([{"name": "snap", "pgops.runbook.db_snapshot": connection_vars(pg, db=db)}]).result("snap")["snapshot"]["fingerprint"]
+    return history_rows(cluster, db, "_prisma_migrations", "migration_name, finished_at IS NOT NULL, rolled_back_at IS NOT NULL",
+                        "started_at, migration_name")
 
 
 def test_native_deploy_is_accepted_by_the_real_cli(cluster, pg, project, database):
@@ -119,15 +91,10 @@ def test_target_and_downgrade_with_down_sql_then_the_cli_applies_again(cluster, 
 
 
 def test_the_module_holds_prismas_own_lock(cluster, pg, project, database):
-    holder = cluster.primary.connect(dbname=database)
-    try:
-        with holder.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(72707369)")  # what the Prisma CLI holds while it migrates
+    with LockHolder.advisory(pg, database, "SELECT pg_advisory_lock(72707369)"):  # what the Prisma CLI holds while it migrates
         result, dummy = migrate(pg, database, project_dir=str(project), lock_wait="1s")
-        assert result["failed"] and "Another migration of" in result["msg"]
-        assert cluster.primary.execute("SELECT to_regclass('_prisma_migrations')", dbname=database) == [(None,)]
-    finally:
-        holder.close()
+    assert result["failed"] and "Another migration of" in result["msg"]
+    assert cluster.primary.execute("SELECT to_regclass('_prisma_migrations')", dbname=database) == [(None,)]
 
 
 def test_a_migration_failing_half_way_changes_nothing(cluster, pg, project, database):
@@ -161,13 +128,8 @@ def test_failed_cli_migration_and_edited_migration_are_conflicts(cluster, pg, pr
 
 
 def test_two_runs_at_once_apply_each_migration_once(cluster, pg, project, database):
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(migrate(pg, database, project_dir=str(project))[0]))
-               for dummy in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    runs = at_once(lambda: migrate(pg, database, project_dir=str(project)), lambda: migrate(pg, database, project_dir=str(project)))
+    results = [result for result, dummy in runs]
     assert all(not r["failed"] for r in results), [r.get("msg") for r in results]
     assert sorted(len(r["applied"]) for r in results) == [0, 4]
     assert [r[0] for r in rows(cluster, database)] == NAMES
@@ -175,18 +137,11 @@ def test_two_runs_at_once_apply_each_migration_once(cluster, pg, project, databa
 
 def test_blocked_migration_retries_until_the_blocker_ends(cluster, pg, project, database):
     migrate(pg, database, project_dir=str(project), state="target", target=NAMES[2])
-    blocker = cluster.primary.connect(dbname=database)
-    blocker.autocommit = False
-    with blocker.cursor() as cur:
-        # An application's write transaction: ROW EXCLUSIVE on users, which the foreign key of
-        # subscriptions (SHARE ROW EXCLUSIVE on users) must wait for.
-        cur.execute("UPDATE users SET email = email WHERE false")
-    releaser = threading.Timer(2.0, blocker.rollback)
-    releaser.start()
-    started = time.monotonic()
-    result, dummy = migrate(pg, database, project_dir=str(project), lock_timeout="400ms", lock_retries=8)
-    releaser.join()
-    blocker.close()
+    # An application's write transaction: ROW EXCLUSIVE on users, which the foreign key of
+    # subscriptions (SHARE ROW EXCLUSIVE on users) must wait for.
+    with LockHolder.table(pg, database, "users", "ROW EXCLUSIVE", seconds=2.0, waited=1.0):
+        started = time.monotonic()
+        result, dummy = migrate(pg, database, project_dir=str(project), lock_timeout="400ms", lock_retries=8)
     assert not result["failed"], result.get("msg")
     assert result["retries"] and time.monotonic() - started >= 1.5
     assert result["final"] == NAMES[3]
@@ -194,23 +149,15 @@ def test_blocked_migration_retries_until_the_blocker_ends(cluster, pg, project, 
 
 def test_cli_path_honours_lock_timeout_and_retries(cluster, pg, project, database):
     migrate(pg, database, project_dir=str(project), state="target", target=NAMES[2])
-    blocker = cluster.primary.connect(dbname=database)
-    blocker.autocommit = False
-    with blocker.cursor() as cur:
-        cur.execute("UPDATE users SET email = email WHERE false")  # ROW EXCLUSIVE on users
-    try:
+    with LockHolder.table(pg, database, "users", "ROW EXCLUSIVE") as blocker:
         started = time.monotonic()
         failed, dummy = migrate(pg, database, project_dir=str(project), lock_timeout="500ms", lock_retries=0,
                                 **cli_options())
         assert failed["failed"] and "lock timeout" in failed["msg"], failed["msg"]
         assert time.monotonic() - started < 30
-        releaser = threading.Timer(6.0, blocker.rollback)  # the CLI itself takes ~2 s to start
-        releaser.start()
+        blocker.release_after(6.0, waited=1.0)  # the CLI itself takes ~2 s to start
         retried, dummy = migrate(pg, database, project_dir=str(project), lock_timeout="500ms", lock_retries=8,
                                  **cli_options())
-        releaser.join()
-    finally:
-        blocker.close()
     assert not retried["failed"], retried.get("msg")
     assert retried["retries"] and retried["final"] == NAMES[3]
 

@@ -3,59 +3,22 @@ the healthcare fixture project, status, plan, target and downgrade, a migration 
 half way, two runs at once, a migration blocked behind a long transaction, drift."""
 
 import os
-import re
-import shutil
-import threading
 import time
 
-import psycopg2
 import pytest
 
 from tests.conftest import ROOT, connection_vars
+from tests.harness.migrations import LockHolder, Reads, at_once, fingerprint, history_rows, migrate, tables
 from tests.harness.playbook import run_play
 
 pytestmark = pytest.mark.integration
 
-FIXTURE = os.path.join(ROOT, "tests", "fixtures", "migrations", "sql")
+FIXTURE = os.path.join(ROOT, "tests", "fixtures", "migrations", "sql")  # the `project` fixture copies it
 TABLES = ["appointments", "patients", "plans", "providers", "subscriptions", "users"]
 
 
-@pytest.fixture
-def project(tmp_path):
-    """A copy of the SQL fixture project the test may edit."""
-    target = tmp_path / "project"
-    shutil.copytree(FIXTURE, str(target))
-    return target
-
-
-@pytest.fixture
-def database(cluster, request):
-    name = "mig_" + re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40]
-    cluster.primary.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
-    cluster.primary.execute("CREATE DATABASE %s OWNER pgops_app" % name)
-    return name
-
-
-def migrate(pg, db, check=False, diff=False, name="migrate", user="pgops_app", **options):
-    run = run_play([{"name": name, "pgops.runbook.migrate": dict(connection_vars(pg, user=user, db=db), **options)}],
-                   check=check, diff=diff)
-    return run.result(name), run
-
-
-def tables(cluster, db):
-    rows = cluster.primary.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                                   "AND tablename <> 'pgops_schema_history' ORDER BY 1", dbname=db) or []
-    return [r[0] for r in rows]
-
-
 def history(cluster, db):
-    return cluster.primary.execute("SELECT version, kind, success FROM pgops_schema_history ORDER BY installed_rank",
-                                   dbname=db)
-
-
-def fingerprint(pg, db):
-    run = run_play([{"name": "snap", "pgops.runbook.db_snapshot": connection_vars(pg, db=db)}])
-    return run.result("snap")["snapshot"]["fingerprint"]
+    return history_rows(cluster, db, "pgops_schema_history", "version, kind, success", "installed_rank")
 
 
 def test_apply_all_then_status_then_nothing_to_do(cluster, pg, project, database):
@@ -112,45 +75,18 @@ def test_a_migration_failing_half_way_leaves_the_schema_as_it_was(cluster, pg, p
 
 
 def test_two_runs_at_once_apply_each_migration_once(cluster, pg, project, database):
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(migrate(pg, database, project_dir=str(project))[0]))
-               for dummy in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    runs = at_once(lambda: migrate(pg, database, project_dir=str(project)), lambda: migrate(pg, database, project_dir=str(project)))
+    results = [result for result, dummy in runs]
     assert all(not r["failed"] for r in results), [r.get("msg") for r in results]
     assert sorted(len(r["applied"]) for r in results) == [0, 5]
     assert [r[0] for r in history(cluster, database)] == ["1", "2", "3", "4", None]
 
 
 def test_second_run_gives_up_after_lock_wait(cluster, pg, project, database):
-    holder = cluster.primary.connect(dbname=database)
-    try:
-        with holder.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s::int, hashtext(%s))", (0x70676F6D, "sql|" + database))
+    with LockHolder.advisory(pg, database, "SELECT pg_advisory_lock(%s::int, hashtext(%s))", (0x70676F6D, "sql|" + database)):
         result, dummy = migrate(pg, database, project_dir=str(project), lock_wait="1s")
-        assert result["failed"] and "Another migration of" in result["msg"] and "lock_wait" in result["msg"]
-        assert tables(cluster, database) == []
-    finally:
-        holder.close()
-
-
-def blocker(pg, db, seconds):
-    """A long transaction holding a lock on `patients` for `seconds`, as an application might."""
-    conn = psycopg2.connect(host=pg["host"], port=pg["port"], user="pgops_app", dbname=db,
-                            password=pg["passwords"]["pgops_app"], sslmode="require")
-    cur = conn.cursor()
-    cur.execute("BEGIN; SELECT count(*) FROM patients")
-
-    def release():
-        time.sleep(seconds)
-        conn.rollback()
-        conn.close()
-
-    thread = threading.Thread(target=release)
-    thread.start()
-    return thread
+    assert result["failed"] and "Another migration of" in result["msg"] and "lock_wait" in result["msg"]
+    assert tables(cluster, database) == []
 
 
 def test_migration_behind_a_long_transaction_retries_then_succeeds(cluster, pg, project, database):
@@ -158,11 +94,10 @@ def test_migration_behind_a_long_transaction_retries_then_succeeds(cluster, pg, 
     (project / "V3__appointments.sql").write_text("ALTER TABLE patients ADD COLUMN allergies text;\n")
     (project / "V4__subscriptions.sql").unlink()
     (project / "R__views.sql").unlink()  # it reads appointments, which this project no longer has
-    release = blocker(pg, database, 2.5)
-    started = time.monotonic()
-    result, dummy = migrate(pg, database, project_dir=str(project), state="target", target="3", lock_timeout="500ms",
-                            lock_retries=8)
-    release.join()
+    with LockHolder.table(pg, database, "patients", seconds=2.5, waited=1.0):  # a long transaction, as an application's
+        started = time.monotonic()
+        result, dummy = migrate(pg, database, project_dir=str(project), state="target", target="3", lock_timeout="500ms",
+                                lock_retries=8)
     assert not result["failed"], result.get("msg")
     assert result["retries"] and result["retries"][0]["migration"] == "V3__appointments.sql"
     assert time.monotonic() - started >= 2.0
@@ -173,29 +108,13 @@ def test_migration_behind_a_long_transaction_retries_then_succeeds(cluster, pg, 
 def test_migration_behind_a_long_transaction_fails_cleanly_without_stalling_traffic(cluster, pg, project, database):
     migrate(pg, database, project_dir=str(project), state="target", target="2")
     (project / "V3__appointments.sql").write_text("ALTER TABLE patients ADD COLUMN allergies text;\n")
-    release = blocker(pg, database, 6)
-    stalls = []
-
-    def traffic():
-        # Another application's reads while the migration waits: none may wait longer than lock_timeout.
-        conn = cluster.primary.connect(dbname=database)
-        end = time.monotonic() + 3
-        with conn.cursor() as cur:
-            while time.monotonic() < end:
-                t0 = time.monotonic()
-                cur.execute("SELECT count(*) FROM patients")
-                stalls.append(time.monotonic() - t0)
-                time.sleep(0.05)
-        conn.close()
-
-    reader = threading.Thread(target=traffic)
-    reader.start()
-    result, dummy = migrate(pg, database, project_dir=str(project), state="target", target="3", lock_timeout="500ms",
-                            lock_retries=1)
-    reader.join()
-    release.join()
+    # Another application's reads while the migration waits: none may wait longer than lock_timeout.
+    with LockHolder.table(pg, database, "patients"), \
+            Reads(cluster, database, "SELECT count(*) FROM patients", at_least=3) as reads:
+        result, dummy = migrate(pg, database, project_dir=str(project), state="target", target="3", lock_timeout="500ms",
+                                lock_retries=1)
     assert result["failed"] and "lock_timeout" in result["msg"] and "The database is at version 2" in result["msg"]
-    assert max(stalls) < 0.5 + 0.5, max(stalls)
+    assert max(reads.waits) < 0.5 + 0.5, max(reads.waits)
     assert [r[0] for r in history(cluster, database)] == ["1", "2"]
 
 

@@ -5,8 +5,6 @@ a flipped byte) and each test proves the target database is exactly as it was.""
 import json
 import os
 import shutil
-import subprocess
-import tempfile
 import threading
 import time
 
@@ -287,10 +285,7 @@ def test_server_restart_during_the_restore(cluster, pg, backups):
 
 
 def test_full_tablespace_fails_cleanly(cluster, pg, backups):
-    mount = tempfile.mkdtemp(prefix="pgops-small-ts-")  # in /tmp, where the postgres user can reach it
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m,mode=0755", "tmpfs", mount], check=True)
-    try:
-        shutil.chown(str(mount), "postgres", "postgres")
+    with cluster.tablespace_directory("6m") as mount:
         cluster.primary.execute("CREATE TABLESPACE small_ts LOCATION '%s'" % mount)
         try:
             before = databases(cluster)
@@ -300,9 +295,6 @@ def test_full_tablespace_fails_cleanly(cluster, pg, backups):
             assert databases(cluster) == before
         finally:
             cluster.primary.execute("DROP TABLESPACE small_ts")
-    finally:
-        subprocess.run(["umount", mount], check=False)
-        os.rmdir(mount)
 
 
 def test_two_restores_into_one_target_at_once(cluster, pg, backups):
