@@ -46,6 +46,8 @@ description:
     C(archiver) (require_archiving false);
     C(backup_freshness) (warning_hours 26, critical_hours 50 since the newest verified backup of the database
     in O(backup_dest) / O(backup_s3); critical when there is none; skipped when neither option is given);
+    C(backup_destination) (opt-in; a probe file written to and deleted from O(backup_dest) / O(backup_s3), critical when
+    either refuses it; skipped when neither option is given);
     C(migration_status) (warning_pending 1, critical_pending 20 pending migrations of the project in O(migrations);
     conflicts - a failed migration, an edited or missing one - are critical; skipped without O(migrations));
     C(not_valid_constraints) (warning_count 1, critical_count unset);
@@ -164,8 +166,8 @@ options:
   backup_dest:
     description:
       - A local directory that M(pgops.runbook.backup) stores backups under (O(pgops.runbook.backup#module:dest)), for the
-        C(backup_freshness) check. Both O(backup_dest) and O(backup_s3) may be given; each must then
-        hold a fresh verified backup.
+        C(backup_freshness) and C(backup_destination) checks. Both O(backup_dest) and O(backup_s3) may be given;
+        each must then hold a fresh verified backup, and accept a write.
     type: path
 extends_documentation_fragment:
   - pgops.runbook.s3.backup_s3

@@ -13,6 +13,7 @@ from ansible_collections.pgops.runbook.plugins.module_utils.health.engine import
 from ansible_collections.pgops.runbook.plugins.module_utils.health.registry import CHECKS
 
 REGISTRY_ORDER = [c.name for c in CHECKS]
+OPT_IN = ["orphaned_records", "backup_destination"]
 
 
 def names(checks):
@@ -28,7 +29,7 @@ def test_registry_names_are_unique():
 def test_default_is_every_check_but_the_opt_in_ones():
     chosen = names(select_checks(["default"], []))
     assert "orphaned_records" not in chosen
-    assert chosen == [n for n in REGISTRY_ORDER if n != "orphaned_records"]
+    assert chosen == [n for n in REGISTRY_ORDER if n not in OPT_IN]
 
 
 @pytest.mark.parametrize("checks", [None, []])
@@ -48,13 +49,13 @@ def test_named_checks_come_back_in_registry_order():
 def test_duplicates_collapse():
     chosen = names(select_checks(["connection", "connection", "default", "orphaned_records", "connection"], []))
     assert chosen.count("connection") == 1
-    assert chosen == REGISTRY_ORDER
+    assert chosen == [n for n in REGISTRY_ORDER if n != "backup_destination"]
 
 
 def test_skip_checks_removes():
     chosen = names(select_checks(["default"], ["disk_space", "security"]))
     assert "disk_space" not in chosen and "security" not in chosen
-    assert len(chosen) == len(REGISTRY_ORDER) - 3
+    assert len(chosen) == len(REGISTRY_ORDER) - len(OPT_IN) - 2
 
 
 def test_an_unknown_check_is_refused_with_the_known_ones():

@@ -9,6 +9,7 @@ __metaclass__ = type
 
 from ansible_collections.pgops.runbook.plugins.module_utils.health.checks import (
     archiver,
+    backup_destination,
     backup_freshness,
     migration_status,
     blocking_locks,
@@ -65,6 +66,7 @@ CHECKS = tuple(module.CHECK for module in (
     replication_slots,
     archiver,
     backup_freshness,
+    backup_destination,
     migration_status,
     not_valid_constraints,
     orphaned_records,
