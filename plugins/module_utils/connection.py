@@ -194,7 +194,7 @@ def _first_line(exc):
 # (pattern in libpq's message, explanation). The first match wins; {target} is
 # user@host:port/db and {detail} libpq's own first line.
 _CONNECTION_ERRORS = (
-    (r"password authentication failed|authentication failed for user",
+    (r"password authentication failed|authentication failed for user|SASL authentication failed",
      "Authentication failed for {target}: the server rejected the password"),
     (r"no password supplied|fe_sendauth: no password",
      "Authentication failed for {target}: the server asks for a password and none was given "

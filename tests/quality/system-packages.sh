@@ -2,6 +2,8 @@
 # Programs the integration tests run for real, installed from Debian packages when
 # missing (CI starts from a fresh machine; nothing left by hand survives).
 # Each line: program package. Skipped entirely when everything is present.
+# Programs are looked for on PATH and in /usr/sbin (pgbouncer lives there, and
+# /usr/sbin is not on every user's PATH).
 set -euo pipefail
 needed=(
     "gpg gnupg"
@@ -9,11 +11,12 @@ needed=(
     "lz4 lz4"
     "gzip gzip"
     "openssl openssl"
+    "pgbouncer pgbouncer"
 )
 missing=()
 for entry in "${needed[@]}"; do
     read -r program package <<<"$entry"
-    command -v "$program" >/dev/null 2>&1 || missing+=("$package")
+    command -v "$program" >/dev/null 2>&1 || [[ -x /usr/sbin/$program ]] || missing+=("$package")
 done
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 if [[ $(id -u) -ne 0 ]]; then
