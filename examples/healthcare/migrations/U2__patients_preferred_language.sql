@@ -1,0 +1,2 @@
+-- Undo V2.
+ALTER TABLE patients DROP COLUMN preferred_language;
