@@ -12,7 +12,8 @@ from ansible_collections.pgops.runbook.plugins.doc_fragments.connection import M
 from ansible_collections.pgops.runbook.plugins.module_utils import module_base
 from ansible_collections.pgops.runbook.plugins.module_utils.health.registry import CHECKS
 
-MODULES = ["health_check", "db_snapshot", "backup", "backup_info", "restore", "migrate", "migration_lint"]
+MODULES = ["health_check", "db_snapshot", "backup", "backup_info", "restore", "migrate", "migration_lint", "query_check", "pgbouncer",
+           "database", "reference_data"]
 FRAGMENT = "pgops.runbook.connection"
 
 
