@@ -89,9 +89,10 @@ def _clock(minutes):
 class MaintenanceWindow:
     """A weekly window: the weekdays it opens on, its start and end (minutes of the day, in `zone`)."""
 
-    def __init__(self, text, days=None, start=None, end=None, zone=None, zone_name=None):
+    def __init__(self, text, days=None, start=None, end=None, zone=None, zone_name=None, unset=False):
         self.text = text
-        self.always = days is None
+        self.unset = unset  # no window given (""): never inside, so only an override lets a run through
+        self.always = days is None and not unset
         self.days = days
         self.start = start
         self.end = end
@@ -106,6 +107,8 @@ class MaintenanceWindow:
         """The window written the canonical way ("Mon-Fri" becomes "Mon,Tue,Wed,Thu,Fri")."""
         if self.always:
             return "always"
+        if self.unset:
+            return ""
         days = "" if len(self.days) == 7 else ",".join(DAYS[d] for d in sorted(self.days)) + " "
         return "%s%s-%s %s" % (days, _clock(self.start), _clock(self.end), self.zone_name)
 
@@ -113,6 +116,8 @@ class MaintenanceWindow:
         """Whether the aware datetime `moment` falls inside the window."""
         if self.always:
             return True
+        if self.unset:
+            return False
         local = moment.astimezone(self.zone)
         minute = local.hour * 60 + local.minute
         weekday = local.weekday()
@@ -144,6 +149,10 @@ class MaintenanceWindow:
         if self.always:
             result["message"] = "No maintenance window restricts the time (always)."
             return result
+        if self.unset:
+            result["message"] = "No maintenance window is set: set pgops_maintenance_window to %s, or override the window " \
+                                "for this run." % _FORM
+            return result
         local = moment.astimezone(self.zone)
         stamp = "%s %s %s" % (DAYS[local.weekday()], local.strftime("%H:%M"), self.zone_name)
         if inside:
@@ -162,6 +171,8 @@ def parse_window(text):
     if not isinstance(text, str):
         raise MaintenanceWindowError("Maintenance window must be a string such as %s, got %r." % (_FORM, text))
     cleaned = " ".join(text.split())
+    if not cleaned:
+        return MaintenanceWindow("", unset=True)
     if cleaned.lower() == "always":
         return MaintenanceWindow(cleaned)
     match = _WINDOW.match(cleaned)

@@ -57,8 +57,10 @@ class Runbook:
         assert not result["failed"], result.get("msg")
         cluster.primary.execute(DATA, dbname=database)
 
-    def run(self, env="production", verbosity=0, **extra):
+    def run(self, env="production", verbosity=0, group_vars="", **extra):
         inventory = "[databases]\ndb1 ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable
+        if group_vars:
+            inventory += "[databases:vars]\n%s\n" % group_vars
         extravars = dict(env=env, release="v2.4", pgops_connection=connection_vars(self.pg, db=self.db),
                          pgops_project_dir=str(self.project), pgops_migration_tool=self.tool,
                          backup_dest=str(self.backups), report_dir=str(self.reports), pgops_work_dir=str(self.work),
@@ -66,6 +68,7 @@ class Runbook:
         if executable(self.tool):
             extravars["pgops_migrate_executable"] = executable(self.tool)
         extravars.update(extra)
+        extravars = dict((k, v) for k, v in extravars.items() if v is not None)
         return run_play(None, playbook=PLAYBOOK, inventory=inventory, extravars=extravars, verbosity=verbosity)
 
     def state(self):
@@ -188,4 +191,15 @@ def test_destructive_statements_need_the_typed_confirmation_in_production(runboo
     assert run.status == "failed" and "-e confirm=%s" % book.db in run.stdout, run.stdout[-3000:]
     assert book.state() == before
     run = book.run(confirm=book.db)
+    assert run.status == "successful", run.stdout[-6000:]
+
+
+def test_production_needs_a_maintenance_window_which_group_vars_set(runbook_for):
+    book = runbook_for("sql")
+    before = book.state()
+    run = book.run(preflight_override_window=None)
+    assert run.status == "failed" and "No maintenance window is set" in run.stdout, run.stdout[-3000:]
+    assert book.report()["result"] == "stopped at preflight" and book.state() == before
+    # The inventory's value wins over the environment file's (which leaves it unset in production).
+    run = book.run(preflight_override_window=None, group_vars="pgops_maintenance_window=always")
     assert run.status == "successful", run.stdout[-6000:]
