@@ -287,7 +287,9 @@ def error_line(stderr):
 
 
 def _terminate(processes):
-    for proc in processes:
+    # The stage nearest the reader first: were the producer stopped first, the stage after it could
+    # read the end of its input and exit 0 before being stopped, looking like a success.
+    for proc in reversed(processes):
         if proc.poll() is None:
             try:
                 proc.terminate()
