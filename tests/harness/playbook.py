@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -89,4 +90,9 @@ def run_play(tasks, play_vars=None, check=False, diff=False, verbosity=0, module
         quiet=True,
         settings={"suppress_ansible_output": True},
     )
-    return PlaybookRun(runner, workdir)
+    run = PlaybookRun(runner, workdir)
+    if not os.environ.get("PGOPS_KEEP_PLAYS"):
+        # Everything a test reads is in the run's events, read above; the private data dir is
+        # left behind only when asked (PGOPS_KEEP_PLAYS=1), or /tmp fills up run after run.
+        shutil.rmtree(workdir, ignore_errors=True)
+    return run

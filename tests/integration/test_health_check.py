@@ -16,6 +16,13 @@ from tests.harness.playbook import run_play
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_slow_statements_from_other_files(cluster):
+    """Statements other test files ran earlier on this server (a lock wait, a pg_sleep) stay in
+    pg_stat_statements and would make slow_queries fail here: start this file with none."""
+    cluster.primary.execute("SELECT pg_stat_statements_reset()", dbname="appdb")
+
+
 def health(pg, check=False, verbosity=0, **options):
     """Run health_check once; return (result, run)."""
     conn = options.pop("conn", None) or connection_vars(pg)
@@ -171,7 +178,9 @@ def test_long_running_query(cluster, pg):
 
     def long_query():
         try:
-            runner.cursor().execute("SELECT pg_sleep(6) /* long one */")
+            # Long enough to outlast both checks on a loaded machine; cancelled below, so it never
+            # completes (a completed one would stay in pg_stat_statements as a slow query).
+            runner.cursor().execute("SELECT pg_sleep(120) /* long one */")
         except psycopg2.errors.QueryCanceled:
             pass  # cancelled below, once the check has seen it
 

@@ -93,7 +93,10 @@ def test_the_policy_fails_the_task_and_check_mode_judges_the_same(cluster, pg, t
     assert not report.get("failed")
     assert pg["passwords"]["pgops_app"] not in run.all_text
     checked = run_play([lint_task("check", **options)], check=True).result("check")
-    assert checked["failed"] is True and checked["findings"] == strict["findings"]
+    # The same judgement (sizes are re-read, and autovacuum may have re-estimated the rows meanwhile).
+    judged = ("rule", "severity", "file", "line", "statement", "lock", "table")
+    assert checked["failed"] is True
+    assert [[f[k] for k in judged] for f in checked["findings"]] == [[f[k] for k in judged] for f in strict["findings"]]
     assert cluster.primary.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 'appointments_starts_at'",
                                    dbname=tables)[0][0] == 0
 
