@@ -18,6 +18,7 @@ def no_slow_statements_from_other_files(cluster):
     pg_stat_statements and would make slow_queries fail here: start this file with none."""
     cluster.primary.execute("SELECT pg_stat_statements_reset()", dbname="appdb")
 
+
 PLAYBOOK = os.path.join(ROOT, "playbooks", "health.yml")
 
 
