@@ -61,6 +61,17 @@ def table_name(range_var):
     return range_var.relname
 
 
+def alter_table_commands(node, *subtypes):
+    """(table, subcommand) for each subcommand of an ALTER TABLE statement (a pglast AlterTableStmt), only
+    those of the given AlterTableType `subtypes` when any are given; nothing for another statement."""
+    if type(node).__name__ != "AlterTableStmt":
+        return
+    table = table_name(node.relation)
+    for cmd in node.cmds or ():
+        if not subtypes or cmd.subtype in subtypes:
+            yield table, cmd
+
+
 def type_name(type_node):
     """The last part of a pglast TypeName (int4, timestamp, varchar, ...), lower case."""
     if type_node is None or not type_node.names:

@@ -16,7 +16,7 @@ except ImportError:  # the module reports the missing library (engine.require_pg
     ast = None
 
 from ansible_collections.pgops.runbook.plugins.module_utils.lint.rules.adding_serial_primary_key_field import SERIAL_TYPES
-from ansible_collections.pgops.runbook.plugins.module_utils.lint.rule import ACCESS_EXCLUSIVE, WARNING, Hit, Rule, table_name, type_name
+from ansible_collections.pgops.runbook.plugins.module_utils.lint.rule import ACCESS_EXCLUSIVE, WARNING, Hit, Rule, alter_table_commands, type_name
 
 # Defaults that are evaluated once, not per row: constants, casts of constants, and these functions.
 STABLE_FUNCTIONS = ("now", "current_timestamp", "current_date", "statement_timestamp", "transaction_timestamp",
@@ -53,18 +53,15 @@ def _generated(column):
 
 
 def check(statement, state):
-    node = statement.node
-    if not isinstance(node, ast.AlterTableStmt):
-        return
-    for cmd in node.cmds or ():
-        if cmd.subtype != AlterTableType.AT_AddColumn or not isinstance(cmd.def_, ast.ColumnDef):
+    for table, cmd in alter_table_commands(statement.node, AlterTableType.AT_AddColumn):
+        if not isinstance(cmd.def_, ast.ColumnDef):
             continue
         filled = _sequence_filled(cmd.def_)
         if filled:
-            yield Hit(table_name(node.relation), ACCESS_EXCLUSIVE, rewrites=True,
+            yield Hit(table, ACCESS_EXCLUSIVE, rewrites=True,
                       detail="Column %s is %s: every existing row is given nextval() of its sequence." % (cmd.def_.colname, filled))
         elif _generated(cmd.def_):
-            yield Hit(table_name(node.relation), ACCESS_EXCLUSIVE, rewrites=True,
+            yield Hit(table, ACCESS_EXCLUSIVE, rewrites=True,
                       detail="Column %s is a stored generated column: it is computed and written for every existing row."
                       % cmd.def_.colname)
         for constraint in cmd.def_.constraints or ():
@@ -73,7 +70,7 @@ def check(statement, state):
             old_server = state.server_version_num is not None and state.server_version_num < 110000
             if old_server or _volatile(constraint.raw_expr):
                 how = "written into every row before PostgreSQL 11" if old_server else "evaluated for every row"
-                yield Hit(table_name(node.relation), ACCESS_EXCLUSIVE, rewrites=True,
+                yield Hit(table, ACCESS_EXCLUSIVE, rewrites=True,
                           detail="The default of %s is %s." % (cmd.def_.colname, how))
 
 

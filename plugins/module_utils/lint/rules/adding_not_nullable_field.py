@@ -8,20 +8,16 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 try:
-    from pglast import ast
     from pglast.enums import AlterTableType
 except ImportError:  # the module reports the missing library (engine.require_pglast)
-    ast = None
+    AlterTableType = None
 
-from ansible_collections.pgops.runbook.plugins.module_utils.lint.rule import ACCESS_EXCLUSIVE, WARNING, Hit, Rule, table_name
+from ansible_collections.pgops.runbook.plugins.module_utils.lint.rule import ACCESS_EXCLUSIVE, WARNING, Hit, Rule, alter_table_commands
 
 
 def check(statement, state):
-    node = statement.node
-    if isinstance(node, ast.AlterTableStmt):
-        for cmd in node.cmds or ():
-            if cmd.subtype == AlterTableType.AT_SetNotNull:
-                yield Hit(table_name(node.relation), ACCESS_EXCLUSIVE, rewrites=True, detail="Column %s." % cmd.name)
+    for table, cmd in alter_table_commands(statement.node, AlterTableType.AT_SetNotNull):
+        yield Hit(table, ACCESS_EXCLUSIVE, rewrites=True, detail="Column %s." % cmd.name)
 
 
 RULE = Rule(

@@ -16,7 +16,7 @@ try:
 except ImportError:  # the module reports the missing library (engine.require_pglast)
     ast = None
 
-from ansible_collections.pgops.runbook.plugins.module_utils.lint.rule import ACCESS_EXCLUSIVE, WARNING, Hit, Rule, table_name, type_name
+from ansible_collections.pgops.runbook.plugins.module_utils.lint.rule import ACCESS_EXCLUSIVE, WARNING, Hit, Rule, alter_table_commands, type_name
 
 SERIAL_TYPES = ("serial", "serial2", "serial4", "serial8", "smallserial", "bigserial")
 REQUIRES_A_VALUE = ("CONSTR_NOTNULL", "CONSTR_PRIMARY")  # by name: pglast may be missing at import
@@ -36,17 +36,14 @@ def _fills_itself(constraint):
 
 
 def check(statement, state):
-    node = statement.node
-    if not isinstance(node, ast.AlterTableStmt):
-        return
-    for cmd in node.cmds or ():
-        column = cmd.def_ if cmd.subtype == AlterTableType.AT_AddColumn else None
+    for table, cmd in alter_table_commands(statement.node, AlterTableType.AT_AddColumn):
+        column = cmd.def_
         if not isinstance(column, ast.ColumnDef):
             continue
         constraints = [c for c in column.constraints or () if isinstance(c, ast.Constraint)]
         required = column.is_not_null or any(c.contype.name in REQUIRES_A_VALUE for c in constraints)
         if required and not any(_fills_itself(c) for c in constraints) and type_name(column.typeName) not in SERIAL_TYPES:
-            yield Hit(table_name(node.relation), ACCESS_EXCLUSIVE, detail="Column %s." % column.colname)
+            yield Hit(table, ACCESS_EXCLUSIVE, detail="Column %s." % column.colname)
 
 
 RULE = Rule(

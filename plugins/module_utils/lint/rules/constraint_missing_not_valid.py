@@ -13,19 +13,16 @@ try:
 except ImportError:  # the module reports the missing library (engine.require_pglast)
     ast = None
 
-from ansible_collections.pgops.runbook.plugins.module_utils.lint.rule import ACCESS_EXCLUSIVE, SHARE_ROW_EXCLUSIVE, WARNING, Hit, Rule, table_name
+from ansible_collections.pgops.runbook.plugins.module_utils.lint.rule import ACCESS_EXCLUSIVE, SHARE_ROW_EXCLUSIVE, WARNING, Hit, Rule, alter_table_commands
 
 
 def check(statement, state):
-    node = statement.node
-    if not isinstance(node, ast.AlterTableStmt):
-        return
-    for cmd in node.cmds or ():
-        constraint = cmd.def_ if cmd.subtype == AlterTableType.AT_AddConstraint else None
+    for table, cmd in alter_table_commands(statement.node, AlterTableType.AT_AddConstraint):
+        constraint = cmd.def_
         if isinstance(constraint, ast.Constraint) and constraint.contype in (ConstrType.CONSTR_CHECK, ConstrType.CONSTR_FOREIGN) \
                 and not constraint.skip_validation:
             lock = SHARE_ROW_EXCLUSIVE if constraint.contype == ConstrType.CONSTR_FOREIGN else ACCESS_EXCLUSIVE
-            yield Hit(table_name(node.relation), lock, rewrites=True)
+            yield Hit(table, lock, rewrites=True)
 
 
 RULE = Rule(

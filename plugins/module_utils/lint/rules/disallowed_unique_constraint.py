@@ -14,15 +14,11 @@ try:
 except ImportError:  # the module reports the missing library (engine.require_pglast)
     ast = None
 
-from ansible_collections.pgops.runbook.plugins.module_utils.lint.rule import ACCESS_EXCLUSIVE, WARNING, Hit, Rule, table_name
+from ansible_collections.pgops.runbook.plugins.module_utils.lint.rule import ACCESS_EXCLUSIVE, WARNING, Hit, Rule, alter_table_commands
 
 
 def check(statement, state):
-    node = statement.node
-    if not isinstance(node, ast.AlterTableStmt):
-        return
-    table = table_name(node.relation)
-    for cmd in node.cmds or ():
+    for table, cmd in alter_table_commands(statement.node):
         if cmd.subtype == AlterTableType.AT_AddConstraint and isinstance(cmd.def_, ast.Constraint) \
                 and cmd.def_.contype == ConstrType.CONSTR_UNIQUE and not cmd.def_.indexname:
             columns = ", ".join(k.sval for k in cmd.def_.keys or () if isinstance(k, ast.String))
