@@ -28,9 +28,9 @@ from ansible_collections.pgops.runbook.plugins.module_utils.sql_script import Sq
 # keep a table locked by someone else, or a slow count, from holding the lint up: its size is
 # then unknown and the finding keeps the rule's own severity.
 SIZE_QUERY = """
-SELECT c.oid, c.reltuples::bigint, c.relpages, pg_total_relation_size(c.oid)
+SELECT c.oid::regclass::text, c.reltuples::bigint, c.relpages, pg_total_relation_size(c.oid)
   FROM pg_class c
- WHERE c.oid = to_regclass(%s)
+ WHERE c.oid = to_regclass(array_to_string(ARRAY(SELECT quote_ident(part) FROM unnest(%s::text[]) part), '.'))
 """
 SESSION_LIMITS = {"lock_timeout": "2s", "statement_timeout": "10s"}
 
@@ -139,18 +139,16 @@ class TableSizes:
     def _read(self, table):
         """{rows, bytes}, None when there is no such table, or rows and bytes None when they cannot be read now
         (a lock held by someone else: sizes need a share lock, which lock_timeout bounds)."""
-        parts = table.split(".")
+        parts = table.split(".")  # as written, already unquoted by the parser
         with self.conn.cursor() as cur:
             cur.execute("SAVEPOINT pgops_size")
             try:
-                cur.execute("SELECT " + " || '.' || ".join(["quote_ident(%s)"] * len(parts)), parts)
-                qualified = cur.fetchone()[0]
-                cur.execute(SIZE_QUERY, (qualified,))
+                cur.execute(SIZE_QUERY, (parts,))
                 row = cur.fetchone()
                 if row is None:
                     size = None  # not there (yet): created by an earlier migration of this run, or a typo
                 else:
-                    rows, pages, total = row[1], row[2], row[3]
+                    qualified, rows, pages, total = row  # regclass's text is the name quoted as SQL needs it
                     if rows < 0 or (rows == 0 and pages > 0):  # never analyzed: count, up to just past "large"
                         cur.execute("SELECT count(*) FROM (SELECT 1 FROM %s LIMIT %d) t" % (qualified, self.limit + 1))
                         rows = cur.fetchone()[0]
