@@ -1,6 +1,7 @@
 """Make the working tree importable and findable as ansible_collections.pgops.runbook."""
 
 import os
+import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -20,3 +21,12 @@ def ensure_collection_path():
     if COLLECTIONS_PATH not in sys.path:
         sys.path.insert(0, COLLECTIONS_PATH)
     return COLLECTIONS_PATH
+
+
+def build_artifact(work_dir):
+    """`ansible-galaxy collection build` of the working tree into `work_dir`; return the artifact's path."""
+    galaxy = os.path.join(os.path.dirname(sys.executable), "ansible-galaxy")
+    env = dict(os.environ, HOME=work_dir, ANSIBLE_COLLECTIONS_PATH=os.path.join(work_dir, "unused"))
+    subprocess.run([galaxy, "collection", "build", "--output-path", work_dir, ROOT], check=True, env=env,
+                   capture_output=True, timeout=300)
+    return [os.path.join(work_dir, name) for name in os.listdir(work_dir) if name.endswith(".tar.gz")][0]

@@ -59,6 +59,10 @@ def fresh_database(cluster, request, owner="pgops_app", prefix=None):
         try:
             with conn.cursor() as cur:
                 cur.execute(drop)
+                # and what a restore over it kept (<name>__pre_restore_<time>) or left
+                cur.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (name + "__",))
+                for (kept,) in cur.fetchall():
+                    cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(kept)))
         finally:
             conn.close()
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, connection_vars
+from tests.harness.collection import build_artifact
 from tests.harness.playbook import run_play
 
 pytestmark = pytest.mark.integration
@@ -27,10 +28,8 @@ CLUTTER = ("tests/", "benchmarks/", ".venv/", ".build/", ".git/", ".ci/", "Makef
 def installed(tmp_path_factory):
     """(artifact path, its member names, the collections path it was installed into)."""
     work = tmp_path_factory.mktemp("galaxy")
+    artifact = build_artifact(str(work))
     env = dict(os.environ, HOME=str(work), ANSIBLE_COLLECTIONS_PATH=str(work / "unused"))
-    subprocess.run([GALAXY, "collection", "build", "--output-path", str(work), ROOT], check=True, env=env,
-                   capture_output=True, timeout=300)
-    artifact = [str(work / name) for name in os.listdir(str(work)) if name.endswith(".tar.gz")][0]
     with tarfile.open(artifact) as handle:
         names = handle.getnames()
     collections = work / "collections"
