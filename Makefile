@@ -5,6 +5,8 @@
 #   make unit             pytest tests/unit
 #   make integration      pytest tests/integration in 2 processes (throw-away PostgreSQL servers)
 #   make lint             ansible-lint, production profile, offline
+#   make molecule         molecule test of every role's scenario (extensions/molecule), one after
+#                         another; MOLECULE_ARGS='-s backup' runs one
 #   make sanity           ansible-test sanity on the current working tree
 #   make docs             ansible-doc for every module + antsibull-docs lint
 #   make changelog-lint   antsibull-changelog checks + release dry run
@@ -46,7 +48,7 @@ SANITY_ARGS ?=
 SANITY_PYTHON ?= 3.11
 export VENV SANITY_ARGS SANITY_PYTHON
 
-.PHONY: help venv collection-path unit integration lint sanity docs changelog-lint changelog \
+.PHONY: help venv collection-path unit integration lint molecule sanity docs changelog-lint changelog \
         changelog-release test demo clean distclean
 
 help:
@@ -80,17 +82,32 @@ unit: venv collection-path
 	@$(ROOT)/tests/quality/pytest.sh tests/unit $(PYTEST_ARGS)
 
 ## integration: pytest-xdist, INTEGRATION_WORKERS processes (each with its own PostgreSQL
-## cluster and moto server); a file's tests stay in one process, so module fixtures are made once.
+## cluster and moto server); a file's tests stay in one process, so module fixtures are made once
+## (tests/conftest.py groups them; each molecule scenario is a group of its own).
 ## INTEGRATION_WORKERS=0 runs the suite in this one process.
 integration: venv collection-path
 	@$(ROOT)/tests/quality/system-packages.sh
-	@$(ROOT)/tests/quality/pytest.sh tests/integration -n $(INTEGRATION_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	@$(ROOT)/tests/quality/pytest.sh tests/integration -n $(INTEGRATION_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: venv collection-path
 	@mkdir -p $(TOOL_HOME)
 	@echo "lint: ansible-lint (profile and exclusions: .ansible-lint)"
 	@cd $(ROOT) && HOME=$(TOOL_HOME) PATH=$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) \
 	    $(BIN)/ansible-lint $$([ -t 1 ] || echo --nocolor)
+
+## molecule: each scenario converges its role on this machine against a throw-away PostgreSQL
+## cluster of its own (no containers). molecule keeps its ephemeral directories under a HOME of
+## its own; a cluster an interrupted run left behind (its facts still there) is destroyed first.
+## The same runs are part of make integration (tests/integration/test_molecule.py).
+MOLECULE_ARGS ?= --all
+MOLECULE_HOME := $(ROOT)/.build/molecule-home
+molecule: venv collection-path
+	@mkdir -p $(MOLECULE_HOME)
+	@cd $(ROOT) && export HOME=$(MOLECULE_HOME) PATH=$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) && \
+	    if compgen -G '$(MOLECULE_HOME)/.ansible/tmp/molecule.*/pgops-cluster.json' >/dev/null; then \
+	        $(BIN)/molecule destroy --all; \
+	    fi && \
+	    $(BIN)/molecule test $(MOLECULE_ARGS)
 
 sanity: venv
 	@$(ROOT)/tests/quality/sanity.sh

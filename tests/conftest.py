@@ -14,6 +14,25 @@ from tests.harness.collection import ensure_collection_path  # noqa: E402
 
 ensure_collection_path()
 
+# The slowest groups (about a minute or more each), started first so that two pytest-xdist
+# workers end together instead of one waiting for the other's last long file.
+SLOW_FIRST = ("tests/integration/test_migrate_playbook.py", "tests/integration/test_backup.py",
+              "tests/integration/test_restore.py", "tests/integration/test_migrate_alembic.py",
+              "tests/integration/test_migrate_django.py", "tests/integration/test_awx_job.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """For `--dist loadgroup`: a file's tests stay in one process (its module fixtures are made
+    once), unless a test names a group of its own (each molecule scenario: independent)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+    def rank(item):
+        path = item.nodeid.split("::")[0]
+        return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
+    items.sort(key=rank)  # stable: the order within a file and among the others is kept
+
 
 @pytest.fixture(scope="session")
 def cluster():

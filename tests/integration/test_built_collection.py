@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 GALAXY = os.path.join(os.path.dirname(sys.executable), "ansible-galaxy")
 # Nothing of these may be in the artifact.
 CLUTTER = ("tests/", "benchmarks/", ".venv/", ".build/", ".git/", ".ci/", "Makefile", "pytest.ini",
-           "requirements-dev.txt", "changelogs/fragments/", ".ansible-lint")
+           "requirements-dev.txt", "changelogs/fragments/", ".ansible-lint", "extensions/molecule", ".venv-")
 
 
 @pytest.fixture(scope="module")
