@@ -177,3 +177,13 @@ def test_no_documented_threshold_is_unknown():
 def test_opt_in_checks_are_documented_as_such():
     for check in CHECKS:
         assert ("opt-in" in segments()[check.name]) == check.opt_in, check.name
+
+
+def test_the_action_group_holds_exactly_the_modules_taking_the_connection_options():
+    # module_defaults: group/pgops.runbook.all: "{{ pgops_connection }}" must suit every member.
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "meta", "runtime.yml")) as handle:
+        group = yaml.safe_load(handle)["action_groups"]["all"]
+    connected = [name for name in MODULES if "login_host" in documented_options(name)]
+    assert sorted(group) == sorted(connected)
