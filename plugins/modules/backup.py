@@ -226,72 +226,149 @@ EXAMPLES = r'''
 
 RETURN = r'''
 backup_id:
-  description: The backup's id, C(<database>-<UTC timestamp>[-<label>]).
-  returned: success
+  description: The backup's id, C(<database>-<UTC timestamp>[-<label>]); in check mode, the id it would get.
+  returned: success, in check mode, and when the backup failed verification
   type: str
   sample: healthcare_db-20261125T020000Z-nightly
+database:
+  description: In check mode, the database that would be backed up.
+  returned: check mode
+  type: str
+  sample: healthcare_db
 locations:
   description: Where the dump was stored (a path and/or an C(s3://) URI).
-  returned: success
+  returned: success, and when the backup failed verification
   type: list
   elements: str
+  sample: [/var/backups/postgresql/healthcare_db/healthcare_db-20261125T020000Z-nightly/healthcare_db.dump.zst]
 path:
-  description: The dump's path under O(dest) (for O(format=directory), the directory), or null.
-  returned: success
+  description:
+    - The dump's path under O(dest) (for O(format=directory), the directory), or null without O(dest).
+    - When a file operation under O(dest) failed, the file or directory it failed on.
+  returned: success, when the backup failed verification, and when a local file operation failed
   type: str
+  sample: /var/backups/postgresql/healthcare_db/healthcare_db-20261125T020000Z-nightly/healthcare_db.dump.zst
 s3_uri:
-  description: The dump's C(s3://) URI, or null.
-  returned: success
+  description: The dump's C(s3://) URI, or null without O(s3).
+  returned: success, and when the backup failed verification
   type: str
+  sample: s3://hospital-db-backups/prod/healthcare_db/healthcare_db-20261125T020000Z-nightly/healthcare_db.dump.zst
 size_bytes:
   description: Size of the stored dump.
-  returned: success
+  returned: success, and when the backup failed verification
   type: int
+  sample: 73400320
 sha256:
   description: sha256 of the stored bytes, computed while they were written.
-  returned: success
+  returned: success, and when the backup failed verification
   type: str
+  sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 duration_s:
   description: Seconds the backup took, verification included.
-  returned: success
+  returned: success, and when the backup failed verification
   type: float
+  sample: 42.718
 verified:
   description: Whether verification passed.
-  returned: success
+  returned: success, and when the backup failed verification
   type: bool
+  sample: true
 verification:
-  description: The verification's status (passed, failed, skipped), method and message.
-  returned: success
+  description: How the stored backup was verified.
+  returned: success, and when the backup failed verification
   type: dict
+  contains:
+    status:
+      description: C(passed), C(failed) or C(skipped) (O(verify=none)).
+      type: str
+    method:
+      description:
+        - What the verdict rests on - C(list), C(read-back), C(restore), C(checksum) (the contents could not be read,
+          or the stored bytes differ), C(none).
+      type: str
+    message:
+      description: One sentence saying what was checked and found.
+      type: str
+    tables:
+      description: The tables found with data (C(list), C(read-back)) or restored (C(restore)).
+      type: int
+      returned: when the contents were read
+    entries:
+      description: With C(list), the entries of pg_restore's table of contents.
+      type: int
+      returned: with O(verify=list) of a local custom archive
+    differences:
+      description: With C(restore), what the restored copy has unlike the manifest (at most 20).
+      type: list
+      elements: dict
+      returned: when a verification by restore failed
+  sample: {status: passed, method: restore, tables: 42,
+           message: "sha256 matches; restored into a scratch database, whose 42 tables' exact row counts and schema fingerprint equal the manifest's"}
 manifest:
-  description: The manifest written beside the dump.
-  returned: success
+  description:
+    - The manifest written beside the dump as C(manifest.json) - backup_id, database, type, dump_format, file,
+      compression, encryption, server_version, client_version, started_at, finished_at, size_bytes, sha256, label,
+      tags, selection, snapshot (exact row counts, sizes, schema fingerprint), migration_version, files, jobs,
+      globals, verification.
+  returned: success, and when the backup failed verification
   type: dict
+  sample: {backup_id: healthcare_db-20261125T020000Z-nightly, database: healthcare_db, type: full, dump_format: custom,
+           file: healthcare_db.dump.zst, migration_version: "3", size_bytes: 73400320}
 stages:
-  description: Each pipeline process and its exit status.
-  returned: success
+  description:
+    - Each pipeline process (name) and its exit status (returncode).
+    - When a process of the pipeline failed, the same for that run, which names the one that failed.
+  returned: success, when the backup failed verification, and when a client tool failed
   type: list
   elements: dict
+  sample: [{name: pg_dump, returncode: 0}, {name: zstd, returncode: 0}]
 deleted:
-  description: The backups retention deleted (in check mode, would delete), each with backup_id, location, verified and finished_at.
-  returned: always
+  description:
+    - The backups retention deleted (in check mode, would delete), each with backup_id, location, verified and finished_at.
+    - Empty when the backup failed verification (retention then does not run).
+  returned: success, in check mode, and when the backup failed verification
   type: list
   elements: dict
+  sample: [{backup_id: healthcare_db-20261024T020000Z-nightly, verified: true, finished_at: "2026-10-24T02:03:05.118230+00:00",
+            location: /var/backups/postgresql/healthcare_db/healthcare_db-20261024T020000Z-nightly/healthcare_db.dump.zst}]
 discarded_incomplete:
   description: Partial files and unfinished S3 uploads of this database that an earlier failed run left behind
     (for example when the network died before the upload could be aborted), removed once this run held the backup lock.
-  returned: success
+  returned: success, and when the backup failed verification
   type: list
   elements: str
+  sample: []
 destinations:
   description: In check mode, where the dump would be stored.
   returned: check mode
   type: list
   elements: str
+  sample: [/var/backups/postgresql/healthcare_db/healthcare_db-20261125T020000Z-nightly/healthcare_db.dump.zst]
 database_bytes:
   description: In check mode, the database's size on disk.
   returned: check mode
   type: int
+  sample: 1073741824
+errno:
+  description: When a file operation under O(dest) failed, the operating system's error number (28 - no space left).
+  returned: when a local file operation failed
+  type: int
+  sample: 28
+operation:
+  description: When an S3 request failed, what it was doing (for example C(upload), C(download), C(look up), C(delete objects in)).
+  returned: when an S3 request failed
+  type: str
+  sample: upload
+bucket:
+  description: When an S3 request failed, the bucket.
+  returned: when an S3 request failed
+  type: str
+  sample: hospital-db-backups
+code:
+  description: When an S3 request failed with an error response, its code (for example C(AccessDenied), C(NoSuchBucket)).
+  returned: when an S3 request failed with an error response
+  type: str
+  sample: AccessDenied
 '''
 
 from ansible_collections.pgops.runbook.plugins.module_utils.backup.destinations import s3_argument_spec, storages_from_params

@@ -195,14 +195,52 @@ incomplete:
     storage:
       description: C(dest) or C(s3).
       type: str
+  sample:
+    - backup_id: healthcare_db-20261125T010000Z-nightly
+      database: healthcare_db
+      reason: no manifest
+      locations: [/var/backups/postgresql/healthcare_db/healthcare_db-20261125T010000Z-nightly/healthcare_db.dump.zst]
+      storage: dest
 latest:
-  description: The newest matching backup (its first location - local before S3), or null when none matches.
+  description: The newest matching backup (its first location - local before S3), as in RV(backups), or null when none matches.
   returned: always
   type: dict
+  sample:
+    backup_id: healthcare_db-20261125T020000Z-nightly
+    database: healthcare_db
+    verified: true
+    location: /var/backups/postgresql/healthcare_db/healthcare_db-20261125T020000Z-nightly/healthcare_db.dump
+    storage: dest
 count:
   description: The number of entries in RV(backups).
   returned: always
   type: int
+  sample: 14
+path:
+  description: When reading O(dest) failed, the file or directory it failed on.
+  returned: when a local file operation failed
+  type: str
+  sample: /var/backups/postgresql
+errno:
+  description: When reading O(dest) failed, the operating system's error number (absent when O(dest) is missing or not a directory).
+  returned: when a local file operation failed
+  type: int
+  sample: 13
+operation:
+  description: When an S3 request failed, what it was doing (for example C(list), C(download)).
+  returned: when an S3 request failed
+  type: str
+  sample: list
+bucket:
+  description: When an S3 request failed, the bucket.
+  returned: when an S3 request failed
+  type: str
+  sample: hospital-db-backups
+code:
+  description: When an S3 request failed with an error response, its code (for example C(AccessDenied), C(NoSuchBucket)).
+  returned: when an S3 request failed with an error response
+  type: str
+  sample: AccessDenied
 '''
 
 from ansible_collections.pgops.runbook.plugins.module_utils.backup.catalog import read_catalog

@@ -118,28 +118,41 @@ EXAMPLES = r'''
 RETURN = r'''
 actions:
   description: What was done (or would be, in check mode), one sentence each; empty when nothing differed.
-  returned: always
+  returned: success
   type: list
   elements: str
   sample: ["create role healthcare_app (LOGIN, CONNECTION LIMIT 50, with a password)",
            "create database healthcare_db (owner healthcare_app, UTF8, template template0)"]
-role:
-  description: The role after the run - name, login, connection_limit, created, password_changed. Null without O(role).
-  returned: always
-  type: dict
-database:
-  description: The database after the run - name, owner, encoding, lc_collate, lc_ctype, created.
-  returned: always
-  type: dict
-extensions:
-  description: The extensions in the database after the run.
-  returned: always
+actions_done:
+  description:
+    - When a statement failed, the actions of RV(actions) that were done before it (each ran on its own, so they
+      stay done; the next run does only what is still missing).
+  returned: when applying an action failed
   type: list
   elements: str
+  sample: ["create role healthcare_app (LOGIN, CONNECTION LIMIT 50, with a password)"]
+role:
+  description: The role after the run - name, login, connection_limit, created, password_changed. Null without O(role).
+  returned: success
+  type: dict
+  sample: {name: healthcare_app, login: true, connection_limit: 50, created: true, password_changed: false}
+database:
+  description: The database after the run - name, owner, encoding, lc_collate, lc_ctype, created.
+  returned: success
+  type: dict
+  sample: {name: healthcare_db, owner: healthcare_app, encoding: UTF8, lc_collate: C.UTF-8, lc_ctype: C.UTF-8, created: true}
+extensions:
+  description: The extensions in the database after the run.
+  returned: success
+  type: list
+  elements: str
+  sample: [pgcrypto]
 msg:
   description: One sentence saying what was done.
   returned: always
   type: str
+  sample: "Did create role healthcare_app (LOGIN, CONNECTION LIMIT 50, with a password); create database healthcare_db
+    (owner healthcare_app, UTF8, template template0)."
 '''
 
 from ansible_collections.pgops.runbook.plugins.module_utils.module_base import pgops_module, run_engine

@@ -95,12 +95,18 @@ EXAMPLES = r'''
 
 RETURN = r'''
 snapshot:
-  description: The snapshot.
+  description: The snapshot (also what O(dest) holds, as JSON).
   returned: always
   type: dict
   contains:
+    format: {description: The snapshot file format's version., type: int}
     database: {description: Database name., type: str}
+    owner: {description: The database's owner., type: str}
+    encoding: {description: The database's encoding., type: str}
+    collate: {description: The database's LC_COLLATE., type: str}
+    ctype: {description: The database's LC_CTYPE., type: str}
     server_version: {description: The server's version string., type: str}
+    server_version_num: {description: The server's version number (C(server_version_num))., type: int}
     taken_at: {description: Server time of the snapshot (ISO 8601)., type: str}
     exact_counts: {description: Whether row counts are exact., type: bool}
     tables:
@@ -130,10 +136,12 @@ fingerprint:
   description: The schema fingerprint (the same as RV(snapshot.fingerprint)).
   returned: always
   type: str
+  sample: 5f1c0e9a7d3b2c41e8f06a9d5b7c3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d
 statements:
   description: The number of SQL statements sent (BEGIN and ROLLBACK of the snapshot transaction included).
   returned: always
   type: int
+  sample: 5
 differences:
   description: What differs from O(compare_to), each with kind (table_added, table_removed, rows_changed, index_lost,
     index_invalid, constraint_lost, constraint_not_valid, fingerprint_changed, schema_object_added,
@@ -141,14 +149,19 @@ differences:
   returned: when O(compare_to) is set
   type: list
   elements: dict
+  sample:
+    - {kind: rows_changed, object: public.patients, before: 1200, after: 1150,
+       message: "Table public.patients has 1150 rows, 1200 before (4.17 % change, tolerance 0.0 %)."}
 matches:
   description: Whether nothing differs from O(compare_to).
   returned: when O(compare_to) is set
   type: bool
+  sample: false
 dest:
   description: The file written (or that would be written in check mode).
   returned: when O(dest) is set
   type: str
+  sample: /var/lib/pgops/healthcare_db-v2.4-20261125T020512Z.json
 '''
 
 from ansible_collections.pgops.runbook.plugins.module_utils.atomic_file import write_atomically

@@ -253,30 +253,37 @@ status:
   description: The worst status among the checks (C(skipped) counts as below C(ok)).
   returned: always
   type: str
+  sample: warning
 statements:
   description: The number of SQL statements sent.
   returned: always
   type: int
+  sample: 31
 database:
   description: The database checked.
   returned: always
   type: str
+  sample: healthcare_db
 server_version:
   description: The server's version string.
   returned: always
   type: str
+  sample: "15.8"
 in_recovery:
   description: Whether the server is a standby.
   returned: always
   type: bool
+  sample: false
 duration_s:
   description: Seconds the run took, connecting included.
   returned: always
   type: float
+  sample: 0.412
 prometheus_textfile:
   description: The metrics file written (or that would be written in check mode).
   returned: when O(prometheus_textfile) is set
   type: str
+  sample: /var/lib/node_exporter/textfile/pgops_health.prom
 '''
 
 import time

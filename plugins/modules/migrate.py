@@ -195,29 +195,35 @@ tool:
   description: The migration tool used.
   returned: always
   type: str
+  sample: sql
 current:
   description: The version the database was at before the run (null when nothing was applied).
   returned: always
   type: str
+  sample: "2"
 final:
   description: The version after the run.
   returned: always
   type: str
+  sample: "4"
 applied:
   description: The migrations applied (or undone), in order - version, name, duration_s, direction (up or down).
   returned: always
   type: list
   elements: dict
+  sample: [{version: "3", name: appointments, duration_s: 0.021, direction: up}, {version: "4", name: subscriptions, duration_s: 0.015, direction: up}]
 pending:
   description: The migrations still pending after the run - version, name, sql.
   returned: always
   type: list
   elements: dict
+  sample: []
 planned:
   description: What the run applies (in check mode - would apply) - version, name, sql, direction.
   returned: unless O(state=status)
   type: list
   elements: dict
+  sample: [{version: "3", name: appointments, sql: "CREATE TABLE appointments (...);", direction: up}]
 conflicts:
   description:
     - What makes applying unsafe - kind, version, message. Kinds - checksum (a file edited after it was applied; SQL,
@@ -226,26 +232,35 @@ conflicts:
   returned: always
   type: list
   elements: dict
+  sample: [{kind: checksum, version: "2", message: "V2__patients.sql was edited after it was applied (sha256 9c1f04ab77e2, applied 51d0c3e8f9a4)."}]
 rehearsal:
   description:
     - With O(rehearse) - succeeded, scratch_db (dropped), copy_s, applied (per-migration duration_s), final,
       schema_changes, retries, duration_s, message.
   returned: with O(rehearse)
   type: dict
+  sample: {succeeded: true, scratch_db: pgops_rehearse_3f9a2c1d5e6b7a80, copy_s: 0.84,
+           applied: [{version: "3", name: appointments, duration_s: 0.021, direction: up},
+                     {version: "4", name: subscriptions, duration_s: 0.015, direction: up}],
+           final: "4", schema_changes: ["Table public.appointments is new.", "Table public.subscriptions is new."], retries: [],
+           duration_s: 1.92, message: "Rehearsed on a copy of the schema: Applied 2 migrations with sql: version 2 -> 4."}
 retries:
   description: Migrations retried after a lock timeout - migration, attempt, waited_s.
   returned: always
   type: list
   elements: dict
+  sample: [{migration: V3__appointments.sql, attempt: 1, waited_s: 0.5}]
 schema_changes:
   description: With --diff, the schema differences the run made, one sentence each.
   returned: with --diff when something was applied
   type: list
   elements: str
+  sample: ["Table public.appointments is new."]
 msg:
   description: One sentence saying what was done.
   returned: always
   type: str
+  sample: "Applied 2 migrations with sql: version 2 -> 4."
 '''
 
 from ansible_collections.pgops.runbook.plugins.module_utils.backup.destinations import s3_argument_spec

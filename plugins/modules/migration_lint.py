@@ -214,6 +214,12 @@ findings:
     fix:
       description: The safe way to do it.
       type: str
+  sample:
+    - {rule: require-concurrent-index-creation, severity: error, file: migrations/V3__appointments.sql, line: 12,
+       statement: CREATE INDEX appointments_patient_idx ON appointments (patient_id), lock: SHARE, table: appointments,
+       table_rows: 2400000, table_bytes: 412090368,
+       why: "CREATE INDEX holds a SHARE lock for the whole build: every INSERT, UPDATE and DELETE on the table waits.",
+       fix: "CREATE INDEX CONCURRENTLY, alone in a migration that runs outside a transaction."}
 summary:
   description: Counts of the findings by severity (error, warning, info), statements, files, a one-line C(line), and C(failed).
   returned: always
@@ -224,26 +230,32 @@ sources:
   returned: always
   type: list
   elements: str
+  sample: [migrations/V3__appointments.sql, migrations/V4__subscriptions.sql]
 connected:
   description: Whether table sizes and the server version were read from the database.
   returned: always
   type: bool
+  sample: true
 tool:
   description: The migration tool, with O(project_dir).
   returned: with O(project_dir)
   type: str
+  sample: sql
 current:
   description: The version the database is at, with O(project_dir).
   returned: with O(project_dir)
   type: str
+  sample: "2"
 duration_s:
   description: Seconds spent parsing and judging.
   returned: always
   type: float
+  sample: 0.038
 msg:
   description: One sentence with the counts (and, when it fails, the first finding).
   returned: always
   type: str
+  sample: "migration_lint: 14 statements: 0 errors, 2 warnings, 0 info in 2 pending migrations of sql."
 '''
 
 from ansible_collections.pgops.runbook.plugins.module_utils.lint.runner import LintRequest, run_lint

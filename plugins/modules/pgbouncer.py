@@ -96,18 +96,23 @@ databases:
   returned: always
   type: list
   elements: dict
+  sample:
+    - {name: healthcare_db, host: 10.0.0.5, port: 5432, database: healthcare_db, pool_mode: transaction, paused: 0}
 paused:
   description: Whether O(database) is paused after the call.
   returned: always
   type: bool
+  sample: true
 waited_s:
   description: Seconds PAUSE waited for the server connections to be released.
   returned: always
   type: float
+  sample: 0.012
 msg:
   description: One sentence saying what was done.
   returned: always
   type: str
+  sample: "Paused healthcare_db in 0.012s: its server connections are released and its clients wait until RESUME."
 '''
 
 from ansible_collections.pgops.runbook.plugins.module_utils.module_base import pgops_module, run_engine

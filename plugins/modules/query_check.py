@@ -169,14 +169,17 @@ analyzed:
   returned: always
   type: list
   elements: str
+  sample: [public.appointments, public.patients]
 statements:
   description: The number of SQL statements sent (each query's BEGIN and ROLLBACK included).
   returned: always
   type: int
+  sample: 14
 msg:
   description: One sentence - what held, or which assertions failed and which queries slowed.
   returned: always
   type: str
+  sample: "2 assertions held; 1 queries timed, none slower than the baseline allows."
 '''
 
 from ansible_collections.pgops.runbook.plugins.module_utils.module_base import pgops_module, run_engine

@@ -103,18 +103,22 @@ inserted:
   description: Rows inserted (or that would be, in check mode).
   returned: success
   type: int
+  sample: 3
 updated:
   description: Rows whose values differed and were updated.
   returned: success
   type: int
+  sample: 1
 deleted:
   description: Rows deleted because their key is not in the file (O(prune) only).
   returned: success
   type: int
+  sample: 0
 unchanged:
   description: Rows of the file the table already held with the same values.
   returned: success
   type: int
+  sample: 41
 changes:
   description:
     - Up to O(diff_rows) rows of each kind - action (insert, update, delete), key, before and after
@@ -122,19 +126,35 @@ changes:
   returned: success
   type: list
   elements: dict
+  sample: [{action: update, key: {code: FOLLOWUP}, before: {duration_minutes: "15"}, after: {duration_minutes: "20"}}]
 table:
   description: The table, schema-qualified.
   returned: success
   type: str
+  sample: public.appointment_types
 columns:
   description: The file's columns.
   returned: success
   type: list
   elements: str
+  sample: [code, name, duration_minutes]
+key:
+  description: The key columns the rows were matched by (O(key)).
+  returned: success
+  type: list
+  elements: str
+  sample: [code]
+path:
+  description: The file loaded (O(path)).
+  returned: success
+  type: str
+  sample: /srv/healthcare/current/reference/appointment_types.csv
 msg:
   description: The counts in one sentence.
   returned: always
   type: str
+  sample: "/srv/healthcare/current/reference/appointment_types.csv into public.appointment_types: 3 inserted, 1 updated, 0 deleted,
+    41 unchanged."
 '''
 
 import json

@@ -219,72 +219,128 @@ EXAMPLES = r'''
 RETURN = r'''
 backup_id:
   description: The backup restored.
-  returned: always
+  returned: success
   type: str
+  sample: healthcare_db-20261125T020000Z-nightly
 source:
   description: Where the backup's dump was read from.
-  returned: always
+  returned: success
   type: str
+  sample: /var/backups/postgresql/healthcare_db/healthcare_db-20261125T020000Z-nightly/healthcare_db.dump.zst
 target_db:
   description: The database restored into.
-  returned: always
+  returned: success
   type: str
+  sample: healthcare_db
+mode:
+  description: O(mode) - C(new) or C(replace).
+  returned: success
+  type: str
+  sample: replace
 previous_db:
   description: With O(mode=replace), the name the replaced database now has (null when O(mode=new)).
-  returned: always
+  returned: success
   type: str
+  sample: healthcare_db__pre_restore_20261126T101500Z
 previous_dropped:
   description: True when O(drop_previous) dropped the previous database.
   returned: when O(drop_previous)
   type: bool
+  sample: true
 restoring_db:
-  description: The database the backup was restored into before being put in place.
-  returned: unless a globals backup
+  description:
+    - The database the backup was restored into before being put in place.
+    - When the restore failed, the half-restored database - dropped, unless the message says it could not be.
+  returned: unless a globals backup, also on failure once it was named
   type: str
+  sample: healthcare_db__restoring_3f9a2c1d
 path:
-  description: How the stored bytes reached pg_restore - C(direct), C(streamed) or C(spooled) (see the description).
-  returned: unless a globals backup
+  description:
+    - How the stored bytes reached pg_restore - C(direct), C(streamed) or C(spooled) (see the description).
+    - When a file operation on a local backup failed, the file or directory it failed on.
+  returned: unless a globals backup, and when a local file operation failed
   type: str
+  sample: streamed
 duration_s:
   description: Seconds the whole restore took.
   returned: success
   type: float
+  sample: 84.213
 timings:
   description: Seconds per step - check_s (reading the backup before anything is created), pre_restore_backup_s,
     restore_s, validate_s, analyze_s, swap_s.
   returned: success
   type: dict
+  sample: {check_s: 6.1, restore_s: 61.4, validate_s: 9.8, analyze_s: 6.5, swap_s: 0.4}
 validation:
   description:
     - status (passed, failed or skipped), tables (per table, the expected and restored exact row counts),
       differences (what differs, at most 50), fingerprint (expected and restored).
+    - Also when the validation failed the task (the new database was then not put in place).
   returned: when O(validate) and a full or schema backup
   type: dict
+  sample: {status: passed, tables: {public.patients: {expected: 1200, restored: 1200}}, differences: [],
+           fingerprint: {expected: 5f1c0e9a..., restored: 5f1c0e9a...}}
 roles:
   description: With O(globals), the roles created, the existing ones left alone and the statements skipped by reason.
   returned: when O(globals)
   type: dict
+  sample: {created: [healthcare_app], left_alone: [postgres], skipped: {}}
 pre_restore_backup:
   description: The backup of the target taken first - backup_id, locations, verified.
   returned: when O(pre_restore_backup)
   type: dict
+  sample: {backup_id: healthcare_db-20261126T101200Z-pre-restore, verified: true,
+           locations: [/var/backups/postgresql/healthcare_db/healthcare_db-20261126T101200Z-pre-restore/healthcare_db.dump.gz]}
 sessions_terminated:
   description: Sessions on the target ended for the swap.
   returned: when some were
   type: int
+  sample: 3
 discarded_restoring:
   description: Half-restored databases of this target that a restore which died left behind, dropped under the lock.
   returned: unless a globals backup
   type: list
   elements: str
+  sample: []
 archive_entries:
   description: Entries in the archive's table of contents (custom and directory formats).
   returned: when listed
   type: int
+  sample: 187
+stages:
+  description: When the stored backup could not be read (a damaged byte, a wrong key, a truncated file), each process
+    of the reading pipeline (name) and its exit status (returncode).
+  returned: when the backup could not be read
+  type: list
+  elements: dict
+  sample: [{name: gpg, returncode: 2}, {name: zstd, returncode: 1}, {name: pg_restore, returncode: 1}]
+errno:
+  description: When a file operation on a local backup failed, the operating system's error number.
+  returned: when a local file operation failed
+  type: int
+  sample: 2
+operation:
+  description: When an S3 request failed, what it was doing (for example C(download), C(look up), C(list)).
+  returned: when an S3 request failed
+  type: str
+  sample: download
+bucket:
+  description: When an S3 request failed, the bucket.
+  returned: when an S3 request failed
+  type: str
+  sample: hospital-db-backups
+code:
+  description: When an S3 request failed with an error response, its code (for example C(AccessDenied), C(NoSuchKey)).
+  returned: when an S3 request failed with an error response
+  type: str
+  sample: NoSuchKey
 msg:
   description: One sentence saying what was done (or, in check mode, what would be).
   returned: always
   type: str
+  sample: "Restored backup healthcare_db-20261125T020000Z-nightly into healthcare_db in 84.2 s; validation passed;
+    the previous database is healthcare_db__pre_restore_20261126T101500Z."
 '''
 
 from ansible_collections.pgops.runbook.plugins.module_utils.backup.destinations import s3_argument_spec, s3_storage, storages_from_params

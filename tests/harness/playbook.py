@@ -10,6 +10,7 @@ import ansible_runner
 import yaml
 
 from tests.harness.collection import ensure_collection_path
+from tests.harness.return_docs import assert_returns_documented
 
 
 class PlaybookRun:
@@ -33,6 +34,8 @@ class PlaybookRun:
             if event.get("event") == "playbook_on_stats":
                 self.stats = event["event_data"].get("artifact_data") or {}
         self.workdir = workdir
+        # Every test that runs a play also checks that the pgops modules document what they returned.
+        assert_returns_documented(self.events)
 
     def result(self, task_name):
         """The result of the (last) task named `task_name`."""
