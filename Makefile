@@ -8,11 +8,13 @@
 #   make molecule         molecule test of every role's scenario (extensions/molecule), one after
 #                         another; MOLECULE_ARGS='-s backup' runs one
 #   make sanity           ansible-test sanity on the current working tree
+#   make core-2.21        unit tests and the AWX-job, health and restore integration tests on
+#                         ansible-core 2.21 (Python >= 3.12, .venv-2.21); CORE_TESTS=tests/integration: all
 #   make docs             ansible-doc for every module + antsibull-docs lint
 #   make changelog-lint   antsibull-changelog checks + release dry run
 #   make changelog        regenerate CHANGELOG.md
 #   make changelog-release  antsibull-changelog release (galaxy.yml version)
-#   make test             lint, changelog-lint, docs, unit, sanity, integration:
+#   make test             lint, changelog-lint, docs, unit, sanity, integration, core-2.21:
 #                         cheap checks first, stops at the first failure, summary
 #   make demo             tests/harness/demo.py
 #   make clean            remove .build, tests/output, caches (keeps .venv)
@@ -32,7 +34,7 @@ PYTHON ?= python3
 VENV := $(ROOT)/.venv
 BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.pgops-requirements.stamp
-REQUIREMENTS := requirements.txt requirements-dev.txt tests/quality/requirements.txt
+REQUIREMENTS := requirements.txt requirements-dev.txt tests/quality/requirements.txt tests/quality/requirements-tests.txt
 
 COLLECTIONS := $(ROOT)/.build/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/pgops/runbook
@@ -48,7 +50,7 @@ SANITY_ARGS ?=
 SANITY_PYTHON ?= 3.11
 export VENV SANITY_ARGS SANITY_PYTHON
 
-.PHONY: help venv collection-path unit integration lint molecule sanity docs changelog-lint changelog \
+.PHONY: help venv collection-path unit integration core-2.21 lint molecule sanity docs changelog-lint changelog \
         changelog-release test demo clean distclean
 
 help:
@@ -112,6 +114,11 @@ molecule: venv collection-path
 sanity: venv
 	@$(ROOT)/tests/quality/sanity.sh
 
+## core-2.21: ansible-core 2.21 needs Python >= 3.12; without one on the machine, a note and no failure.
+core-2.21: collection-path
+	@$(ROOT)/tests/quality/system-packages.sh
+	@$(ROOT)/tests/quality/core.sh 2.21
+
 docs: venv collection-path
 	@mkdir -p $(TOOL_HOME)
 	@HOME=$(TOOL_HOME) $(ROOT)/tests/quality/docs.sh
@@ -129,7 +136,7 @@ changelog-release: venv
 
 ## test: cheap and fast first; stops at the first failing step (KEEP_GOING=1 runs them all).
 test: venv collection-path
-	@$(ROOT)/tests/quality/run-steps.sh lint changelog-lint docs unit sanity integration
+	@$(ROOT)/tests/quality/run-steps.sh lint changelog-lint docs unit sanity integration core-2.21
 
 demo: venv collection-path
 	cd $(ROOT) && $(BIN)/python tests/harness/demo.py
