@@ -81,10 +81,20 @@ def migrate(pg, db, check=False, diff=False, verbosity=0, name="migrate", user="
     return run.result(name), run
 
 
+def snapshot(pg, db, exact_counts=False):
+    """db_snapshot's snapshot of `db`, taken by its engine in this process: what a test checks
+    a database against (db_snapshot itself is tested through Ansible in test_db_snapshot.py;
+    here a play per check would only add a second of ansible-playbook start-up each time)."""
+    from ansible_collections.pgops.runbook.plugins.module_utils.connection import ConnectionSettings, connection_argument_spec
+    from ansible_collections.pgops.runbook.plugins.module_utils.snapshot import take_snapshot
+    params = dict((name, None) for name in connection_argument_spec())
+    params.update(connection_vars(pg, db=db))
+    return take_snapshot(ConnectionSettings.from_params(params), exact_counts=exact_counts)[0]
+
+
 def fingerprint(pg, db):
-    """db_snapshot's schema fingerprint of `db`, taken through Ansible."""
-    run = run_play([{"name": "snap", "pgops.runbook.db_snapshot": connection_vars(pg, db=db)}])
-    return run.result("snap")["snapshot"]["fingerprint"]
+    """db_snapshot's schema fingerprint of `db`."""
+    return snapshot(pg, db)["fingerprint"]
 
 
 def tables(cluster, db):

@@ -18,6 +18,8 @@ from tests.harness.migrations import fingerprint, history_rows, migrate
 from tests.harness.processes import command_lines_seen
 
 pytestmark = pytest.mark.integration
+# The three jobs are independent groups for pytest-xdist (see tests/conftest.py): they spread over the
+# workers, each building the artifact once.
 
 PROJECT = os.path.join(ROOT, "examples", "awx-project")
 MIGRATIONS = os.path.join(ROOT, "examples", "healthcare", "migrations")
@@ -120,6 +122,7 @@ def test_the_surveys_refuse_what_awx_would_refuse():
         survey_answers(restore, dict(backup_id="b1", target_db="copy", mode="drop"))
 
 
+@pytest.mark.xdist_group("awx-migrate")
 def test_a_migrate_job_runs_the_runbook_and_publishes_its_record(job, cluster, pg, database, s3, bucket):
     made, secret_values = migrate_job(job, pg, database, s3, bucket, dict(env="staging", release="v2.4"))
     run, seen = run_watched(made, "migrate.yml")
@@ -140,6 +143,7 @@ def test_a_migrate_job_runs_the_runbook_and_publishes_its_record(job, cluster, p
     assert_nothing_secret_published(made, run, seen, secret_values)
 
 
+@pytest.mark.xdist_group("awx-rollback")
 def test_a_failed_migrate_job_is_rolled_back_from_the_encrypted_backup_and_says_so(job, cluster, pg, database, s3, bucket):
     # The database at V1 with rows; V2, V3 and a V4 that fails half-way are pending.
     migrate(pg, database, project_dir=MIGRATIONS, tool="sql", state="target", target="1")
@@ -161,6 +165,7 @@ def test_a_failed_migrate_job_is_rolled_back_from_the_encrypted_backup_and_says_
     assert_nothing_secret_published(made, run, seen, secret_values)
 
 
+@pytest.mark.xdist_group("awx-backup")
 def test_a_nightly_backup_job_stores_a_verified_encrypted_backup(job, cluster, pg, s3, bucket):
     made = job()
     made.inventory("databases", {"db1": dict(ansible_connection="local", ansible_python_interpreter=sys.executable)})

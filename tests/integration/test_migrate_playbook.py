@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT, connection_vars
 from tests.harness.migration_tools import alembic_python, django_python
-from tests.harness.migrations import HISTORY_TABLES, copy_project, migrate
+from tests.harness.migrations import HISTORY_TABLES, copy_project, migrate, snapshot
 from tests.harness.playbook import run_play
 
 pytestmark = pytest.mark.integration
@@ -73,10 +73,9 @@ class Runbook:
 
     def state(self):
         """(schema fingerprint, exact row count per table): what a rollback must give back."""
-        snap = run_play([{"name": "snap", "pgops.runbook.db_snapshot": dict(connection_vars(self.pg, db=self.db),
-                                                                            exact_counts=True)}]).result("snap")
+        snap = snapshot(self.pg, self.db, exact_counts=True)
         # The history tables record the downgrade itself: every other table must be back as it was.
-        return snap["fingerprint"], dict((name, table["rows"]) for name, table in snap["snapshot"]["tables"].items()
+        return snap["fingerprint"], dict((name, table["rows"]) for name, table in snap["tables"].items()
                                          if name.split(".")[-1] not in HISTORY_TABLES)
 
     def report(self):
@@ -108,7 +107,9 @@ def changed_tasks(run):
 @pytest.mark.parametrize("tool", ["sql", "prisma", "alembic", "django"])
 def test_the_whole_runbook_then_a_second_run_changes_nothing(runbook_for, pg, tool):
     book = runbook_for(tool)
-    run = book.run(verbosity=2 if tool == "sql" else 0)
+    # The backup verified by restoring it (production's) once, with SQL; the other tools' runs
+    # verify it by reading it back: the restore verification is the same whatever the tool.
+    run = book.run(verbosity=2 if tool == "sql" else 0, backup_verify=None if tool == "sql" else "list")
     assert run.status == "successful", run.stdout[-6000:]
     report = book.report()
     assert report["database"] == book.db and report["environment"] == "production"

@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import connection_vars
 from tests.harness.gpg import make_gpg_key
 from tests.harness.playbook import run_play
+from tests.harness.migrations import snapshot
 from tests.harness.processes import command_lines_seen, kill_when_running
 from tests.harness.s3 import client_for, s3_option
 
@@ -63,11 +64,8 @@ def databases(cluster):
 
 def state(pg, db):
     """db_snapshot with exact counts: what a restore must leave unchanged."""
-    run = run_play([{"name": "snap", "pgops.runbook.db_snapshot": connection_vars(pg, db=db, exact_counts=True)}])
-    snap = run.result("snap")
-    assert not snap["failed"], snap.get("msg")
-    snapshot = snap["snapshot"]
-    return snapshot["fingerprint"], dict((t, v["rows"]) for t, v in snapshot["tables"].items())
+    snap = snapshot(pg, db, exact_counts=True)
+    return snap["fingerprint"], dict((t, v["rows"]) for t, v in snap["tables"].items())
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,18 @@
 # A virtualenv of its own, .venv-2.21, with only what the modules and the tests need
 # (requirements.txt, tests/quality/requirements-tests.txt, ansible-core 2.21); then the unit
 # tests and the integration files in CORE_TESTS (default: the AWX jobs - the built artifact,
-# the whole migrate runbook, its rollback, a backup to S3 - and the health and restore
-# playbooks), in two processes. CORE_TESTS=tests/integration runs every integration test.
-# Usage: tests/quality/core.sh [2.21]
+# the whole migrate runbook, its rollback, a backup to S3 - and the health playbook), in two
+# processes. CORE_TESTS=tests/integration runs every integration test.
+# Usage: tests/quality/core.sh [2.21] [--prepare]
+#   --prepare: only make the virtualenv (`make test` starts this in the background first, so the
+#   install overlaps the other steps; the run itself then waits for it on a lock).
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 core=${1:-2.21}
+prepare_only=${2:-}
 venv=$root/.venv-$core
-tests=${CORE_TESTS:-tests/integration/test_awx_job.py tests/integration/test_health_playbook.py tests/integration/test_restore_playbook.py}
+tests=${CORE_TESTS:-tests/integration/test_awx_job.py tests/integration/test_health_playbook.py}
 cd "$root" || exit 2
 
 note() {
@@ -34,9 +37,13 @@ for candidate in python3.12 python3.13 python3.14 "$pyenv_root"/versions/3.1[2-9
     fi
 done
 if [[ -z $python ]]; then
-    note "no Python >= 3.12 on this machine; not tested"
+    [[ -n $prepare_only ]] || note "no Python >= 3.12 on this machine; not tested"
     exit 0
 fi
+
+mkdir -p "$root/.build"
+exec 9>"$root/.build/core-$core.lock"
+flock 9
 
 stamp=$venv/.pgops-requirements.stamp
 requirements=(requirements.txt tests/quality/requirements-tests.txt)
@@ -51,6 +58,8 @@ if [[ ! -e $stamp ]] || [[ -n $(find "${requirements[@]}" -newer "$stamp" 2>/dev
         -r requirements.txt -r tests/quality/requirements-tests.txt || exit 2
     touch "$stamp"
 fi
+flock -u 9
+[[ -z $prepare_only ]] || exit 0
 "$venv/bin/ansible" --version | sed -n 1p
 
 mkdir -p "$root/.build/junit"
