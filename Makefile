@@ -140,7 +140,7 @@ test:
 	@# the ansible-core 2.21 virtualenv is installed meanwhile; its step waits for it
 	@$(ROOT)/tests/quality/core.sh 2.21 --prepare >$(ROOT)/.build/core-2.21-prepare.log 2>&1 &
 	@$(MAKE) venv collection-path
-	@$(ROOT)/tests/quality/run-steps.sh lint changelog-lint docs unit sanity integration core-2.21
+	@$(ROOT)/tests/quality/run-steps.sh "lint,changelog-lint,docs,unit|sanity" integration core-2.21
 
 demo: venv collection-path
 	cd $(ROOT) && $(BIN)/python tests/harness/demo.py
