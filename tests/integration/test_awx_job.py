@@ -139,6 +139,7 @@ def test_a_migrate_job_runs_the_runbook_and_publishes_its_record(job, cluster, p
     # The roles that ran are those of the collection AWX installed for the project.
     paths = set(e["event_data"].get("task_path", "").split(":")[0] for e in run.events if e.get("event") == "runner_on_ok")
     assert os.path.join(made.collections, "ansible_collections", "pgops", "runbook", "roles", "migrate", "tasks", "main.yml") in paths
+    assert not [p for p in paths if p.startswith(ROOT + os.sep)]
     assert not [e for e in run.events if e.get("event") == "runner_on_failed" and not e["event_data"].get("ignore_errors")]
     assert_nothing_secret_published(made, run, seen, secret_values)
 

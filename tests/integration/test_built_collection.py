@@ -1,6 +1,6 @@
 """The collection as users get it: `ansible-galaxy collection build` makes an artifact without
 tests' and developers' clutter, it installs into an empty collections path, the playbooks
-run from the installed copy (health.yml, and migrate.yml end to end), and ansible-builder
+run from the installed copy (health.yml here, migrate.yml and backup.yml in test_awx_job.py), and ansible-builder
 makes the execution environment's build context from it."""
 
 import os
@@ -57,23 +57,18 @@ def run_installed(collections, playbook, extravars):
                     envvars={"ANSIBLE_COLLECTIONS_PATH": collections})
 
 
-def test_the_playbooks_run_from_the_installed_copy(installed, cluster, pg, database, tmp_path):
+def test_the_playbooks_run_from_the_installed_copy(installed, pg):
+    # health.yml here; migrate.yml (and backup.yml) from the installed artifact in test_awx_job.py,
+    # as AWX runs them: the whole runbook, a failure rolled back, a backup to S3.
     dummy, dummy, collections = installed
     copy = os.path.join(collections, "ansible_collections", "pgops", "runbook")
     assert not os.path.islink(copy) and os.path.realpath(copy) != os.path.realpath(ROOT)
     health = run_installed(collections, "health.yml", dict(env="development", pgops_connection=connection_vars(pg)))
     assert health.status == "successful", health.stdout[-3000:]
-    project = os.path.join(copy, "examples", "healthcare", "migrations")
-    reports = tmp_path / "reports"
-    run = run_installed(collections, "migrate.yml", dict(
-        env="staging", release="v1", pgops_connection=connection_vars(pg, db=database), pgops_project_dir=project,
-        pgops_migration_tool="sql", backup_dest=str(tmp_path), report_dir=str(reports), pgops_work_dir=str(tmp_path)))
-    assert run.status == "successful", run.stdout[-6000:]
-    assert run.stats["migration_report"]["result"] == "succeeded"
-    assert run.stats["migration_report"]["migrations"]["final"] == "3"
-    # The roles that ran are the installed copy's, not the working tree's.
-    paths = set(e["event_data"].get("task_path", "").split(":")[0] for e in run.events if e.get("event") == "runner_on_ok")
-    assert os.path.join(copy, "roles", "preflight", "tasks", "main.yml") in paths
+    assert health.stats["health_report"]["status"] in ("ok", "warning")
+    # The role that ran is the installed copy's, not the working tree's.
+    paths = set(e["event_data"].get("task_path", "").split(":")[0] for e in health.events if e.get("event") == "runner_on_ok")
+    assert os.path.join(copy, "roles", "health", "tasks", "main.yml") in paths
     assert not [p for p in paths if p.startswith(ROOT + os.sep)]
 
 

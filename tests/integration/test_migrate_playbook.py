@@ -122,6 +122,10 @@ def test_the_whole_runbook_then_a_second_run_changes_nothing(runbook_for, pg, to
     secrets = [pg["passwords"]["pgops_admin"]]
     for text in (run.all_text, json.dumps(report)):
         assert not [s for s in secrets if s in text]
+    if tool in ("alembic", "django"):
+        # Their second run (nothing pending) is the SQL and Prisma runs' below, through the same
+        # roles; the adapters' own "nothing to do" is tested in test_migrate_alembic/django.py.
+        return
     again = book.run()
     assert again.status == "successful", again.stdout[-6000:]
     assert changed_tasks(again) == 0, [r["_task"] for r in again.results if r.get("changed")]
