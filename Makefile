@@ -34,7 +34,8 @@ PYTHON ?= python3
 VENV := $(ROOT)/.venv
 BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.pgops-requirements.stamp
-REQUIREMENTS := requirements.txt requirements-dev.txt tests/quality/requirements.txt tests/quality/requirements-tests.txt
+REQUIREMENTS := requirements.txt requirements-dev.txt tests/quality/requirements.txt tests/quality/requirements-tests.txt \
+                tests/quality/requirements-roles.txt
 
 COLLECTIONS := $(ROOT)/.build/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/pgops/runbook

@@ -45,8 +45,11 @@ mkdir -p "$root/.build"
 exec 9>"$root/.build/core-$core.lock"
 flock 9
 
-stamp=$venv/.pgops-requirements.stamp
+# the set installed differs with CORE_TESTS: a stamp for each
+stamp=$venv/.pgops-requirements${CORE_TESTS:+-all}.stamp
 requirements=(requirements.txt tests/quality/requirements-tests.txt)
+# every integration test: the molecule scenarios and the built collection's tests need their tools too
+[[ -z ${CORE_TESTS:-} ]] || requirements+=(tests/quality/requirements-roles.txt)
 if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
     echo "core-$core: creating $venv with $("$python" --version 2>&1)"
     rm -rf "$venv"
@@ -55,7 +58,7 @@ fi
 if [[ ! -e $stamp ]] || [[ -n $(find "${requirements[@]}" -newer "$stamp" 2>/dev/null) ]]; then
     echo "core-$core: installing ansible-core $core and ${requirements[*]}"
     "$venv/bin/python" -m pip install -qq "ansible-core>=$core,<${core%.*}.$(( ${core#*.} + 1 ))" \
-        -r requirements.txt -r tests/quality/requirements-tests.txt || exit 2
+        "${requirements[@]/#/-r}" || exit 2
     touch "$stamp"
 fi
 flock -u 9
