@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 
@@ -28,9 +27,9 @@ import ansible_runner
 import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from tests.harness.playbook import PlaybookRun
+from tests.harness.collection import ROOT, install_artifact
+from tests.harness.playbook import PlaybookRun, runner_env
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 AWX_DIR = os.path.join(ROOT, "docs", "awx")
 
 
@@ -68,11 +67,11 @@ class _Unsafe(str):
     """A value AWX writes as !unsafe: Ansible never templates it."""
 
 
-def _unsafe_representer(dumper, value):
-    return dumper.represent_scalar("!unsafe", str(value))
+class _AwxDumper(yaml.SafeDumper):
+    """YAML as AWX writes a credential's extra variables: every value !unsafe."""
 
 
-yaml.SafeDumper.add_representer(_Unsafe, _unsafe_representer)
+_AwxDumper.add_representer(_Unsafe, lambda dumper, value: dumper.represent_scalar("!unsafe", str(value)))
 
 
 class AwxJob:
@@ -85,10 +84,7 @@ class AwxJob:
         self.project = os.path.join(self.dir, "project")
         shutil.copytree(project_src, self.project)
         self.collections = os.path.join(self.dir, "requirements_collections")
-        galaxy = os.path.join(os.path.dirname(sys.executable), "ansible-galaxy")
-        subprocess.run([galaxy, "collection", "install", "--offline", "-p", self.collections, collections_artifact],
-                       check=True, capture_output=True, timeout=300,
-                       env=dict(os.environ, HOME=self.dir, ANSIBLE_COLLECTIONS_PATH=self.collections))
+        install_artifact(collections_artifact, self.collections, self.dir)
         self.extravars = {}
         self.envvars = {}
         self.cmdline = []
@@ -138,7 +134,7 @@ class AwxJob:
             self.envvars[name] = str(render(value))
         extra = render(injectors.get("extra_vars", {}))
         if extra:
-            path = self._private_file(yaml.safe_dump(extra))
+            path = self._private_file(yaml.dump(extra, Dumper=_AwxDumper))
             self.cmdline.extend(["-e", "@" + path])
 
     def _private_file(self, text):
@@ -150,17 +146,8 @@ class AwxJob:
 
     def run(self, playbook, verbosity=0):
         """Run the project's `playbook`; return PlaybookRun (events, stats, stdout)."""
-        envvars = {
-            "ANSIBLE_COLLECTIONS_PATH": self.collections + os.pathsep + os.path.join(self.dir, ".ansible", "collections"),
-            "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "False",
-            "ANSIBLE_RETRY_FILES_ENABLED": "False",
-            "ANSIBLE_FORCE_COLOR": "False",
-            "ANSIBLE_LOCAL_TEMP": os.path.join(self.dir, "tmp"),
-            "ANSIBLE_REMOTE_TEMP": os.path.join(self.dir, "tmp"),
-            "JOB_ID": "4242",
-            "HOME": self.dir,
-            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
-        }
+        envvars = runner_env(self.dir, self.collections + os.pathsep + os.path.join(self.dir, ".ansible", "collections"))
+        envvars["JOB_ID"] = "4242"
         envvars.update(self.envvars)
         runner = ansible_runner.run(
             private_data_dir=self.dir, playbook=playbook, envvars=envvars, extravars=self.extravars,

@@ -30,3 +30,10 @@ def build_artifact(work_dir):
     subprocess.run([galaxy, "collection", "build", "--output-path", work_dir, ROOT], check=True, env=env,
                    capture_output=True, timeout=300)
     return [os.path.join(work_dir, name) for name in os.listdir(work_dir) if name.endswith(".tar.gz")][0]
+
+
+def install_artifact(artifact, collections_path, home):
+    """`ansible-galaxy collection install --offline` of `artifact` into `collections_path`."""
+    galaxy = os.path.join(os.path.dirname(sys.executable), "ansible-galaxy")
+    subprocess.run([galaxy, "collection", "install", "--offline", "-p", collections_path, artifact], check=True,
+                   capture_output=True, timeout=300, env=dict(os.environ, HOME=home, ANSIBLE_COLLECTIONS_PATH=collections_path))

@@ -49,6 +49,21 @@ class PlaybookRun:
         return self.stdout + "\n" + json.dumps(self.events, default=str)
 
 
+def runner_env(workdir, collections):
+    """The environment of a play: this collection path only, the venv's tools, temp files and
+    HOME inside the run's own directory, no colours."""
+    return {
+        "ANSIBLE_COLLECTIONS_PATH": collections,
+        "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "False",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_LOCAL_TEMP": os.path.join(workdir, "tmp"),
+        "ANSIBLE_REMOTE_TEMP": os.path.join(workdir, "tmp"),
+        "HOME": workdir,
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+    }
+
+
 def run_play(tasks, play_vars=None, check=False, diff=False, verbosity=0, module_defaults=None, envvars=None,
              extravars=None, playbook=None, inventory=None):
     """Run `tasks` (a list of task dicts) on localhost, or a playbook file; return PlaybookRun."""
@@ -64,16 +79,7 @@ def run_play(tasks, play_vars=None, check=False, diff=False, verbosity=0, module
         playbook = os.path.join(workdir, "project", "play.yml")
         with open(playbook, "w") as handle:
             yaml.safe_dump([play], handle, sort_keys=False)
-    env = {
-        "ANSIBLE_COLLECTIONS_PATH": collections,
-        "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "False",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_RETRY_FILES_ENABLED": "False",
-        "ANSIBLE_LOCAL_TEMP": os.path.join(workdir, "tmp"),
-        "ANSIBLE_REMOTE_TEMP": os.path.join(workdir, "tmp"),
-        "HOME": workdir,
-        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
-    }
+    env = runner_env(workdir, collections)
     env.update(envvars or {})
     cmdline = []
     if check:

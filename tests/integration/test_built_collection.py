@@ -13,12 +13,11 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, connection_vars
-from tests.harness.collection import build_artifact
+from tests.harness.collection import build_artifact, install_artifact
 from tests.harness.playbook import run_play
 
 pytestmark = pytest.mark.integration
 
-GALAXY = os.path.join(os.path.dirname(sys.executable), "ansible-galaxy")
 # Nothing of these may be in the artifact.
 CLUTTER = ("tests/", "benchmarks/", ".venv/", ".build/", ".git/", ".ci/", "Makefile", "pytest.ini",
            "requirements-dev.txt", "changelogs/fragments/", ".ansible-lint", "extensions/molecule", ".venv-")
@@ -29,12 +28,10 @@ def installed(tmp_path_factory):
     """(artifact path, its member names, the collections path it was installed into)."""
     work = tmp_path_factory.mktemp("galaxy")
     artifact = build_artifact(str(work))
-    env = dict(os.environ, HOME=str(work), ANSIBLE_COLLECTIONS_PATH=str(work / "unused"))
     with tarfile.open(artifact) as handle:
         names = handle.getnames()
     collections = work / "collections"
-    subprocess.run([GALAXY, "collection", "install", "--offline", "-p", str(collections), artifact], check=True,
-                   env=env, capture_output=True, timeout=300)
+    install_artifact(artifact, str(collections), str(work))
     return artifact, names, str(collections)
 
 
